@@ -1,0 +1,170 @@
+//! The CA hierarchy: a root that signs only the issuing CA, and the issuing
+//! CA that signs every end-entity certificate.
+
+use enroll_core::UnixTime;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    SerialNumber,
+};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::profile::IssueParams;
+use crate::{KeyType, PkiError, Serial, Signer};
+
+/// PEM files of a freshly created hierarchy, for the caller to store.
+#[derive(Debug)]
+pub struct CaMaterial {
+    pub root_cert_pem: String,
+    pub root_key_pem: String,
+    pub issuing_cert_pem: String,
+    pub issuing_key_pem: String,
+}
+
+const ROOT_YEARS: u32 = 20;
+const ISSUING_YEARS: u32 = 10;
+
+impl CaMaterial {
+    /// Creates a root and an issuing CA for `name` (e.g. "Enroll"), valid
+    /// from `now`.
+    pub fn create(
+        key_type: KeyType,
+        name: &str,
+        now: UnixTime,
+        rng: &dyn aws_lc_rs::rand::SecureRandom,
+    ) -> Result<CaMaterial, PkiError> {
+        let root_key = key_type.generate()?;
+        let root_params = ca_params(
+            &format!("{name} Root CA"),
+            name,
+            1,
+            now,
+            now.plus_days(ROOT_YEARS * 365),
+            &Serial::random(rng)?,
+        );
+        let root_cert = root_params.self_signed(&root_key)?;
+        let root_issuer = Issuer::from_params(&root_params, &root_key);
+
+        let issuing_key = key_type.generate()?;
+        let mut issuing_params = ca_params(
+            &format!("{name} Issuing CA 1"),
+            name,
+            0,
+            now,
+            now.plus_days(ISSUING_YEARS * 365),
+            &Serial::random(rng)?,
+        );
+        issuing_params.use_authority_key_identifier_extension = true;
+        let issuing_cert = issuing_params.signed_by(&issuing_key, &root_issuer)?;
+        Ok(CaMaterial {
+            root_cert_pem: root_cert.pem(),
+            root_key_pem: root_key.serialize_pem(),
+            issuing_cert_pem: issuing_cert.pem(),
+            issuing_key_pem: issuing_key.serialize_pem(),
+        })
+    }
+}
+
+fn ca_params(
+    cn: &str,
+    org: &str,
+    path_len: u8,
+    not_before: UnixTime,
+    not_after: UnixTime,
+    serial: &Serial,
+) -> CertificateParams {
+    let mut p = CertificateParams::default();
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.distinguished_name.push(DnType::OrganizationName, org);
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    p.not_before = crate::to_datetime(not_before);
+    p.not_after = crate::to_datetime(not_after);
+    p.serial_number = Some(SerialNumber::from_slice(serial.as_bytes()));
+    p
+}
+
+/// A certificate we signed.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub der: Vec<u8>,
+    pub pem: String,
+    pub serial: Serial,
+    pub not_before: UnixTime,
+    pub not_after: UnixTime,
+}
+
+/// The CA that signs end-entity certificates.
+pub struct IssuingCa<S: Signer = KeyPair> {
+    issuer: Issuer<'static, S>,
+    cert_pem: String,
+    root_pem: String,
+    not_after: UnixTime,
+}
+
+impl<S: Signer> std::fmt::Debug for IssuingCa<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuingCa")
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Signer> IssuingCa<S> {
+    pub fn new(cert_pem: &str, root_pem: &str, key: S) -> Result<IssuingCa<S>, PkiError> {
+        let der = crate::pem::decode_all(cert_pem, "CERTIFICATE")
+            .ok()
+            .and_then(|mut v| (!v.is_empty()).then(|| v.remove(0)))
+            .ok_or(PkiError::BadMaterial {
+                what: "issuing CA certificate",
+                detail: "no PEM certificate found".into(),
+            })?;
+        let (_, cert) = X509Certificate::from_der(&der).map_err(|e| PkiError::BadMaterial {
+            what: "issuing CA certificate",
+            detail: e.to_string(),
+        })?;
+        let not_after = UnixTime(cert.validity().not_after.timestamp());
+        let issuer = Issuer::from_ca_cert_pem(cert_pem, key)?;
+        Ok(IssuingCa {
+            issuer,
+            cert_pem: cert_pem.to_owned(),
+            root_pem: root_pem.to_owned(),
+            not_after,
+        })
+    }
+
+    /// The issuing CA then the root, PEM: what a relying party needs beside
+    /// a leaf.
+    pub fn chain_pem(&self) -> String {
+        format!("{}{}", self.cert_pem, self.root_pem)
+    }
+
+    pub fn root_pem(&self) -> &str {
+        &self.root_pem
+    }
+
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// Signs a certificate built from `params`. Validity is cut to the
+    /// issuing CA's own, so no certificate outlives its issuer.
+    pub fn issue(&self, mut params: IssueParams) -> Result<Issued, PkiError> {
+        if params.not_after > self.not_after {
+            params.not_after = self.not_after;
+        }
+        let spki = rcgen::SubjectPublicKeyInfo::from_der(&params.spki_der)?;
+        let cert = params.to_rcgen()?.signed_by(&spki, &self.issuer)?;
+        Ok(Issued {
+            der: cert.der().to_vec(),
+            pem: cert.pem(),
+            serial: params.serial,
+            not_before: params.not_before,
+            not_after: params.not_after,
+        })
+    }
+}

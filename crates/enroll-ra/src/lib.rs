@@ -1,0 +1,820 @@
+//! The registration authority: every use case of Enroll, with
+//! authorization and audit enforced here once, whatever front end (HTTP
+//! API, operator command line, web application) calls it.
+//!
+//! [`Ra`] holds the [`Store`], the [`IssuingCa`] and the [`Clock`]. Each use
+//! case takes the acting [`Actor`] and the address it came from; status
+//! changes go through [`enroll_core::transition`], and refusals are
+//! written to the audit trail before they are returned.
+
+mod credential;
+
+pub use credential::{Credential, CredentialError};
+
+use std::sync::Arc;
+
+use aws_lc_rs::rand::SystemRandom;
+use enroll_core::{
+    Action, Actor, ClientDetails, Clock, CountryCode, EnrollmentType, OrgCode, PolicyViolation,
+    RequestId, RequestKind, RequestStatus, Role, SubjectFields, SubjectInput, TransitionError,
+    UnixTime, transition,
+};
+use enroll_pki::profile::{DnAttr, subject_of};
+use enroll_pki::{CsrError, IssueParams, IssuingCa, KeyInfo, ParsedCsr, PkiError, Profile, Serial};
+use enroll_store::{
+    AuditEvent, CertRecord, NewRequest, OperatorRecord, OrgRecord, PackageRecord, RequestFilter,
+    RequestRecord, StatusChange, Store, StoreError,
+};
+
+/// Why a use case did not happen. Front ends map these to their own
+/// vocabulary (HTTP problems, exit codes); the messages are for people.
+#[derive(Debug, thiserror::Error)]
+pub enum RaError {
+    /// No valid credential: unknown, malformed or revoked.
+    #[error("not authenticated: {0}")]
+    Unauthenticated(String),
+    #[error(transparent)]
+    Forbidden(TransitionError),
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request is not in a status this action applies to.
+    #[error(transparent)]
+    InvalidStatus(TransitionError),
+    #[error("the request breaks the policy: {}", join(.0))]
+    Policy(Vec<PolicyViolation>),
+    #[error(transparent)]
+    Csr(CsrError),
+    /// Another decision won the race.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("already exists: {0}")]
+    Duplicate(String),
+    #[error("storage failed")]
+    Store(#[source] StoreError),
+    #[error("certificate issuance failed")]
+    Pki(#[from] PkiError),
+}
+
+fn join(v: &[PolicyViolation]) -> String {
+    v.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl From<StoreError> for RaError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => RaError::Conflict(m),
+            StoreError::Duplicate(m) => RaError::Duplicate(m),
+            StoreError::NotFound(m) => RaError::NotFound(m),
+            other => RaError::Store(other),
+        }
+    }
+}
+
+impl From<TransitionError> for RaError {
+    fn from(e: TransitionError) -> Self {
+        match e {
+            TransitionError::Forbidden { .. } => RaError::Forbidden(e),
+            TransitionError::InvalidStatus { .. } => RaError::InvalidStatus(e),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, RaError>;
+
+/// Issuance settings.
+#[derive(Debug, Clone)]
+pub struct IssuePolicy {
+    pub validity_days: u32,
+}
+
+impl Default for IssuePolicy {
+    fn default() -> Self {
+        IssuePolicy { validity_days: 365 }
+    }
+}
+
+/// An authenticated client package: the actor of client-side use cases.
+#[derive(Debug, Clone)]
+pub struct PackageSession {
+    pub package: PackageRecord,
+    pub org: OrgRecord,
+}
+
+impl PackageSession {
+    pub fn actor(&self) -> Actor {
+        Actor::new(
+            Role::Client(self.package.org.clone()),
+            format!("package:{}", self.package.id),
+        )
+    }
+}
+
+/// What a client sends to request a certificate for its own machine.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    pub subject: SubjectInput,
+    /// The RSA key length the client says it generated, checked against
+    /// the CSR.
+    pub key_length: Option<u32>,
+    pub csr: Vec<u8>,
+    pub details: ClientDetails,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitted {
+    pub id: RequestId,
+    pub cancelled: Vec<RequestId>,
+}
+
+/// A request with its certificate, if one was issued.
+#[derive(Debug, Clone)]
+pub struct RequestView {
+    pub request: RequestRecord,
+    pub certificate: Option<CertRecord>,
+}
+
+/// A freshly created client package and its credential, shown once.
+#[derive(Debug)]
+pub struct NewPackage {
+    pub package: PackageRecord,
+    pub credential: Credential,
+}
+
+/// The parameters of a new client package.
+#[derive(Debug, Clone)]
+pub struct PackageSpec {
+    pub org: OrgCode,
+    pub environment: String,
+    pub enrollment_type: EnrollmentType,
+    pub server: bool,
+    pub allow_external: bool,
+    pub url: String,
+}
+
+/// A certificate that belongs to no request: the service's own TLS
+/// certificate or an operator's credential.
+#[derive(Debug, Clone)]
+pub struct UnboundCert {
+    pub profile: Profile,
+    pub subject: Vec<(DnAttr, String)>,
+    pub spki_der: Vec<u8>,
+    pub key: KeyInfo,
+    pub dns_names: Vec<String>,
+    pub ip_addresses: Vec<std::net::IpAddr>,
+    pub validity_days: u32,
+}
+
+/// The registration authority.
+pub struct Ra<S: Store, C: Clock> {
+    store: S,
+    ca: Arc<IssuingCa>,
+    clock: C,
+    rng: SystemRandom,
+    policy: IssuePolicy,
+}
+
+impl<S: Store, C: Clock> std::fmt::Debug for Ra<S, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ra").field("policy", &self.policy).finish()
+    }
+}
+
+/// Backdating covers clients whose clocks run a little behind ours.
+const BACKDATE_SECONDS: i64 = 300;
+
+impl<S: Store, C: Clock> Ra<S, C> {
+    pub fn new(store: S, ca: Arc<IssuingCa>, clock: C, policy: IssuePolicy) -> Self {
+        Ra {
+            store,
+            ca,
+            clock,
+            rng: SystemRandom::new(),
+            policy,
+        }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn ca(&self) -> &IssuingCa {
+        &self.ca
+    }
+
+    pub fn now(&self) -> UnixTime {
+        self.clock.now()
+    }
+
+    fn event(
+        &self,
+        actor: &Actor,
+        source: Option<&str>,
+        request_id: Option<RequestId>,
+        action: &str,
+    ) -> AuditEvent {
+        AuditEvent {
+            at: self.clock.now(),
+            actor: actor.name.clone(),
+            role: actor.role.name().to_owned(),
+            source_addr: source.map(str::to_owned),
+            request_id,
+            action: action.to_owned(),
+            from_status: None,
+            to_status: None,
+            detail: None,
+        }
+    }
+
+    /// Writes the refusal to the audit trail, then returns it.
+    async fn refuse<T>(
+        &self,
+        actor: &Actor,
+        source: Option<&str>,
+        request_id: Option<RequestId>,
+        action: &str,
+        err: RaError,
+    ) -> Result<T> {
+        let mut ev = self.event(actor, source, request_id, &format!("refused:{action}"));
+        ev.detail = Some(err.to_string());
+        self.store.audit(&ev).await?;
+        Err(err)
+    }
+
+    fn require_admin(actor: &Actor, action: &'static str) -> Result<()> {
+        if actor.role == Role::CentralAdmin {
+            Ok(())
+        } else {
+            Err(RaError::Forbidden(TransitionError::Forbidden {
+                actor: actor.to_string(),
+                action,
+                why: "only the central administrator does this",
+            }))
+        }
+    }
+
+    // ----- organizations and packages (central administrator) -----
+
+    pub async fn add_org(
+        &self,
+        actor: &Actor,
+        code: &str,
+        name: &str,
+        country: &str,
+    ) -> Result<OrgRecord> {
+        if let Err(e) = Self::require_admin(actor, "add organizations") {
+            return self.refuse(actor, None, None, "org.add", e).await;
+        }
+        let mut problems = Vec::new();
+        let code = OrgCode::parse(code).map_err(|e| problems.push(e)).ok();
+        let country = CountryCode::parse(country)
+            .map_err(|e| problems.push(e))
+            .ok();
+        let name = enroll_core::subject::check_text("name", name, 128)
+            .and_then(|n| {
+                if n.is_empty() {
+                    Err(PolicyViolation::new("name", "must not be empty"))
+                } else {
+                    Ok(n)
+                }
+            })
+            .map_err(|e| problems.push(e))
+            .ok();
+        let (Some(code), Some(country), Some(name)) = (code, country, name) else {
+            return Err(RaError::Policy(problems));
+        };
+        let org = OrgRecord {
+            code,
+            name,
+            country,
+            created_at: self.clock.now(),
+        };
+        self.store.add_org(&org).await?;
+        let mut ev = self.event(actor, None, None, "org.add");
+        ev.detail = Some(format!("{} {:?} {}", org.code, org.name, org.country));
+        self.store.audit(&ev).await?;
+        Ok(org)
+    }
+
+    pub async fn create_package(&self, actor: &Actor, spec: PackageSpec) -> Result<NewPackage> {
+        if let Err(e) = Self::require_admin(actor, "create client packages") {
+            return self.refuse(actor, None, None, "package.create", e).await;
+        }
+        let org = self
+            .store
+            .org(spec.org.as_str())
+            .await?
+            .ok_or_else(|| RaError::NotFound(format!("organization {}", spec.org)))?;
+        let mut problems = Vec::new();
+        let env_ok = (1..=32).contains(&spec.environment.len())
+            && spec
+                .environment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !env_ok {
+            problems.push(PolicyViolation::new(
+                "environment",
+                "an environment name is 1 to 32 letters, digits, '-' or '_', e.g. Prod",
+            ));
+        }
+        if !spec.url.starts_with("https://") || spec.url.len() > 512 {
+            problems.push(PolicyViolation::new(
+                "url",
+                "the enrollment service URL must be https://HOST:PORT",
+            ));
+        }
+        if spec.enrollment_type == EnrollmentType::External {
+            problems.push(PolicyViolation::new(
+                "type",
+                "a package installs for the machine or the user; external requests are \
+                 allowed with --allow-external",
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(RaError::Policy(problems));
+        }
+        let credential = Credential::generate(&self.rng)?;
+        let package = PackageRecord {
+            id: credential.package_id.clone(),
+            org: org.code.clone(),
+            environment: spec.environment,
+            enrollment_type: spec.enrollment_type,
+            server: spec.server,
+            allow_external: spec.allow_external,
+            url: spec.url,
+            credential_hash: credential.secret_hash(),
+            created_at: self.clock.now(),
+            revoked_at: None,
+        };
+        self.store.add_package(&package).await?;
+        let mut ev = self.event(actor, None, None, "package.create");
+        ev.detail = Some(format!(
+            "{} for {} ({})",
+            package.id, package.org, package.environment
+        ));
+        self.store.audit(&ev).await?;
+        Ok(NewPackage {
+            package,
+            credential,
+        })
+    }
+
+    pub async fn revoke_package(&self, actor: &Actor, id: &str) -> Result<()> {
+        if let Err(e) = Self::require_admin(actor, "revoke client packages") {
+            return self.refuse(actor, None, None, "package.revoke", e).await;
+        }
+        let mut ev = self.event(actor, None, None, "package.revoke");
+        ev.detail = Some(id.to_owned());
+        self.store.revoke_package(id, self.clock.now(), &ev).await?;
+        Ok(())
+    }
+
+    pub async fn list_orgs(&self, actor: &Actor) -> Result<Vec<OrgRecord>> {
+        let all = self.store.list_orgs().await?;
+        Ok(match &actor.role {
+            Role::CentralAdmin => all,
+            Role::OrgManager(o) | Role::Client(o) => {
+                all.into_iter().filter(|r| r.code == *o).collect()
+            }
+        })
+    }
+
+    pub async fn org(&self, actor: &Actor, code: &OrgCode) -> Result<OrgRecord> {
+        self.list_orgs(actor)
+            .await?
+            .into_iter()
+            .find(|o| o.code == *code)
+            .ok_or_else(|| RaError::NotFound(format!("organization {code}")))
+    }
+
+    pub async fn list_packages(&self, actor: &Actor) -> Result<Vec<PackageRecord>> {
+        if let Err(e) = Self::require_admin(actor, "list client packages") {
+            return self.refuse(actor, None, None, "package.list", e).await;
+        }
+        Ok(self.store.list_packages().await?)
+    }
+
+    /// Checks a package credential as presented by a client.
+    pub async fn authenticate_package(&self, presented: &str) -> Result<PackageSession> {
+        let (id, secret) =
+            Credential::split(presented).map_err(|e| RaError::Unauthenticated(e.to_string()))?;
+        let unknown = || RaError::Unauthenticated("unknown package credential".into());
+        let package = self.store.package(id).await?.ok_or_else(unknown)?;
+        if !Credential::matches(secret, &package.credential_hash) {
+            return Err(unknown());
+        }
+        if package.revoked_at.is_some() {
+            return Err(RaError::Unauthenticated(
+                "this package's credential was revoked; ask the central administrator for a new package"
+                    .into(),
+            ));
+        }
+        let org = self
+            .store
+            .org(package.org.as_str())
+            .await?
+            .ok_or_else(unknown)?;
+        Ok(PackageSession { package, org })
+    }
+
+    // ----- the client's use cases -----
+
+    /// Stores a new Pending request for the package's own machine and
+    /// cancels the earlier Pending request of the same machine.
+    pub async fn submit(
+        &self,
+        session: &PackageSession,
+        sub: Submission,
+        source: Option<&str>,
+    ) -> Result<Submitted> {
+        let actor = session.actor();
+        let kind = if session.package.server {
+            RequestKind::Server
+        } else {
+            RequestKind::Workstation
+        };
+        let mut problems = Vec::new();
+        let subject = SubjectFields::build(
+            &sub.subject,
+            session.org.code.clone(),
+            session.org.country.clone(),
+            kind,
+        )
+        .map_err(|mut p| problems.append(&mut p))
+        .ok();
+        let details = sub
+            .details
+            .validate()
+            .map_err(|mut p| problems.append(&mut p))
+            .ok();
+        let csr = ParsedCsr::parse(&sub.csr).map_err(RaError::Csr)?;
+        match (csr.key, sub.key_length) {
+            (KeyInfo::Rsa { bits }, Some(claimed)) if bits != claimed => {
+                problems.push(PolicyViolation::new(
+                    "key_length",
+                    format!("the request says {claimed} bits but its key has {bits}"),
+                ))
+            }
+            (KeyInfo::Rsa { bits }, _) if ![2048, 3072, 4096].contains(&bits) => problems.push(
+                PolicyViolation::new("key_length", "a machine key is RSA 2048, 3072 or 4096 bits"),
+            ),
+            (KeyInfo::Rsa { .. }, _) => {}
+            (_, _) => problems.push(PolicyViolation::new(
+                "key_length",
+                "a machine key is RSA 2048, 3072 or 4096 bits",
+            )),
+        }
+        let (Some(subject), Some(details), true) = (subject, details, problems.is_empty()) else {
+            return Err(RaError::Policy(problems));
+        };
+        // Auto-cancel is a transition like any other: ask the one function.
+        transition(
+            RequestStatus::Pending,
+            Action::Supersede,
+            &actor,
+            kind,
+            &session.org.code,
+        )?;
+        let now = self.clock.now();
+        let new = NewRequest {
+            package_id: session.package.id.clone(),
+            kind,
+            enrollment_type: session.package.enrollment_type,
+            subject,
+            key_desc: csr.key.describe(),
+            key_length: csr.key.rsa_bits(),
+            csr_der: csr.der,
+            details,
+            source_addr: source.map(str::to_owned),
+            submitted_at: now,
+        };
+        let mut submitted = self.event(&actor, source, None, "submit");
+        submitted.to_status = Some(RequestStatus::Pending);
+        let mut cancelled = self.event(&actor, source, None, "cancel");
+        cancelled.from_status = Some(RequestStatus::Pending);
+        cancelled.to_status = Some(RequestStatus::Cancelled);
+        let (id, cancelled) = self.store.submit(&new, &submitted, &cancelled).await?;
+        Ok(Submitted { id, cancelled })
+    }
+
+    /// A request as its client sees it: only requests of the package's own
+    /// organization are visible.
+    pub async fn client_view(
+        &self,
+        session: &PackageSession,
+        id: RequestId,
+    ) -> Result<RequestView> {
+        let request = self
+            .store
+            .request(id)
+            .await?
+            .filter(|r| r.subject.organization == session.org.code)
+            .ok_or_else(|| RaError::NotFound(format!("request {id}")))?;
+        let certificate = if request.status.has_certificate() {
+            self.store.certificate_for_request(id).await?
+        } else {
+            None
+        };
+        Ok(RequestView {
+            request,
+            certificate,
+        })
+    }
+
+    /// The client reports the certificate installed (own machine) or saved
+    /// (external request).
+    pub async fn acknowledge(
+        &self,
+        session: &PackageSession,
+        id: RequestId,
+        source: Option<&str>,
+    ) -> Result<RequestRecord> {
+        let view = self.client_view(session, id).await?;
+        let action = if view.request.kind == RequestKind::External {
+            Action::Download
+        } else {
+            Action::Install
+        };
+        let requester = view.request.details.requester.clone();
+        let who = format!(
+            "{}{}",
+            session.actor().name,
+            requester.map(|r| format!(" ({r})")).unwrap_or_default()
+        );
+        self.apply(&session.actor(), &view.request, action, source, |change| {
+            change.downloaded_by = Some(who.clone())
+        })
+        .await?;
+        self.store
+            .request(id)
+            .await?
+            .ok_or_else(|| RaError::NotFound(format!("request {id}")))
+    }
+
+    // ----- the deciders' use cases -----
+
+    /// Requests the actor may see, newest first.
+    pub async fn list(
+        &self,
+        actor: &Actor,
+        mut filter: RequestFilter,
+    ) -> Result<Vec<RequestRecord>> {
+        match &actor.role {
+            Role::CentralAdmin => {}
+            Role::OrgManager(org) => filter.org = Some(org.clone()),
+            Role::Client(_) => {
+                return self
+                    .refuse(
+                        actor,
+                        None,
+                        None,
+                        "list",
+                        RaError::Forbidden(TransitionError::Forbidden {
+                            actor: actor.to_string(),
+                            action: "list",
+                            why: "clients see only their own requests",
+                        }),
+                    )
+                    .await;
+            }
+        }
+        Ok(self.store.list_requests(&filter).await?)
+    }
+
+    /// One request with its certificate and history, for a decider.
+    pub async fn show(
+        &self,
+        actor: &Actor,
+        id: RequestId,
+    ) -> Result<(RequestView, Vec<AuditEvent>)> {
+        let request = self
+            .store
+            .request(id)
+            .await?
+            .ok_or_else(|| RaError::NotFound(format!("request {id}")))?;
+        let visible = match &actor.role {
+            Role::CentralAdmin => true,
+            Role::OrgManager(org) => *org == request.subject.organization,
+            Role::Client(_) => false,
+        };
+        if !visible {
+            // Same answer as a missing request: nothing leaks across
+            // organizations, but the attempt is on record.
+            return self
+                .refuse(
+                    actor,
+                    None,
+                    Some(id),
+                    "show",
+                    RaError::NotFound(format!("request {id}")),
+                )
+                .await;
+        }
+        let certificate = self.store.certificate_for_request(id).await?;
+        let history = self.store.audit_for_request(id).await?;
+        Ok((
+            RequestView {
+                request,
+                certificate,
+            },
+            history,
+        ))
+    }
+
+    /// Approves a Pending request and issues its certificate at once.
+    pub async fn approve(
+        &self,
+        actor: &Actor,
+        id: RequestId,
+        source: Option<&str>,
+    ) -> Result<RequestView> {
+        let request = self.load(id).await?;
+        if let Err(e) = transition(
+            request.status,
+            Action::Approve,
+            actor,
+            request.kind,
+            &request.subject.organization,
+        ) {
+            return self
+                .refuse(actor, source, Some(id), "approve", e.into())
+                .await;
+        }
+        let csr = ParsedCsr::parse(&request.csr_der).map_err(RaError::Csr)?;
+        let now = self.clock.now();
+        let profile = if request.kind == RequestKind::External {
+            Profile::ServerAuth
+        } else {
+            Profile::ClientAuth
+        };
+        let dns_names = if profile == Profile::ServerAuth {
+            vec![request.subject.common_name.clone()]
+        } else {
+            Vec::new()
+        };
+        let mut subject = subject_of(&request.subject);
+        subject.retain(|(_, v)| !v.is_empty());
+        debug_assert!(subject.iter().any(|(a, _)| *a == DnAttr::CommonName));
+        let issued = self.ca.issue(IssueParams {
+            profile,
+            subject,
+            spki_der: csr.spki_der.clone(),
+            key: csr.key,
+            serial: Serial::random(&self.rng)?,
+            not_before: UnixTime(now.0 - BACKDATE_SECONDS),
+            not_after: now.plus_days(self.policy.validity_days),
+            dns_names,
+            ip_addresses: Vec::new(),
+        })?;
+        let cert = CertRecord {
+            serial: issued.serial.to_hex(),
+            request_id: Some(id),
+            der: issued.der,
+            not_before: issued.not_before,
+            not_after: issued.not_after,
+            revoked_at: None,
+            revocation_reason: None,
+        };
+        let who = actor.name.clone();
+        self.apply(actor, &request, Action::Approve, source, |c| {
+            c.decision = Some((who.clone(), None));
+            c.certificate = Some(cert.clone());
+        })
+        .await?;
+        Ok(RequestView {
+            request: self.load(id).await?,
+            certificate: Some(cert),
+        })
+    }
+
+    /// Rejects a Pending request; the reason is shown to the client.
+    pub async fn reject(
+        &self,
+        actor: &Actor,
+        id: RequestId,
+        reason: &str,
+        source: Option<&str>,
+    ) -> Result<RequestRecord> {
+        let reason = enroll_core::subject::check_text("reason", reason, 500)
+            .map_err(|e| RaError::Policy(vec![e]))?;
+        if reason.is_empty() {
+            return Err(RaError::Policy(vec![PolicyViolation::new(
+                "reason",
+                "a rejection needs a reason the requester can act on",
+            )]));
+        }
+        let request = self.load(id).await?;
+        let who = actor.name.clone();
+        self.apply(actor, &request, Action::Reject, source, |c| {
+            c.decision = Some((who.clone(), Some(reason.clone())));
+            c.audit.detail = Some(reason.clone());
+        })
+        .await?;
+        self.load(id).await
+    }
+
+    async fn load(&self, id: RequestId) -> Result<RequestRecord> {
+        self.store
+            .request(id)
+            .await?
+            .ok_or_else(|| RaError::NotFound(format!("request {id}")))
+    }
+
+    /// Decides and applies one transition, auditing a refusal.
+    async fn apply(
+        &self,
+        actor: &Actor,
+        request: &RequestRecord,
+        action: Action,
+        source: Option<&str>,
+        fill: impl FnOnce(&mut StatusChange),
+    ) -> Result<()> {
+        let to = match transition(
+            request.status,
+            action,
+            actor,
+            request.kind,
+            &request.subject.organization,
+        ) {
+            Ok(to) => to,
+            Err(e) => {
+                return self
+                    .refuse(actor, source, Some(request.id), action.as_str(), e.into())
+                    .await;
+            }
+        };
+        let mut audit = self.event(actor, source, Some(request.id), action.as_str());
+        audit.from_status = Some(request.status);
+        audit.to_status = Some(to);
+        let mut change = StatusChange {
+            id: request.id,
+            from: request.status,
+            to,
+            at: self.clock.now(),
+            decision: None,
+            downloaded_by: None,
+            certificate: None,
+            audit,
+        };
+        fill(&mut change);
+        self.store.change_status(&change).await?;
+        Ok(())
+    }
+
+    // ----- the service's own certificates -----
+
+    /// Issues a certificate that belongs to no request (the service's TLS
+    /// certificate, an operator credential) and records its serial.
+    pub async fn issue_unbound(&self, c: UnboundCert) -> Result<enroll_pki::ca::Issued> {
+        let now = self.clock.now();
+        let issued = self.ca.issue(IssueParams {
+            profile: c.profile,
+            subject: c.subject,
+            spki_der: c.spki_der,
+            key: c.key,
+            serial: Serial::random(&self.rng)?,
+            not_before: UnixTime(now.0 - BACKDATE_SECONDS),
+            not_after: now.plus_days(c.validity_days),
+            dns_names: c.dns_names,
+            ip_addresses: c.ip_addresses,
+        })?;
+        self.store
+            .add_certificate(&CertRecord {
+                serial: issued.serial.to_hex(),
+                request_id: None,
+                der: issued.der.clone(),
+                not_before: issued.not_before,
+                not_after: issued.not_after,
+                revoked_at: None,
+                revocation_reason: None,
+            })
+            .await?;
+        Ok(issued)
+    }
+
+    /// Records an operator credential (central administrator or
+    /// organization manager) issued with [`Ra::issue_unbound`].
+    pub async fn add_operator(&self, actor: &Actor, op: OperatorRecord) -> Result<()> {
+        let mut ev = self.event(actor, None, None, "operator.add");
+        ev.detail = Some(format!("{} as {} ({})", op.name, op.role, op.cert_serial));
+        self.store.add_operator(&op, &ev).await?;
+        Ok(())
+    }
+
+    /// Finds the request whose certificate a TLS peer presented.
+    pub async fn request_for_certificate(
+        &self,
+        serial: &Serial,
+    ) -> Result<Option<(CertRecord, Option<RequestRecord>)>> {
+        let Some(cert) = self.store.certificate_by_serial(&serial.to_hex()).await? else {
+            return Ok(None);
+        };
+        let request = match cert.request_id {
+            Some(id) => self.store.request(id).await?,
+            None => None,
+        };
+        Ok(Some((cert, request)))
+    }
+}

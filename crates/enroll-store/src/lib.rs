@@ -1,0 +1,105 @@
+//! Enroll's persistence: the [`Store`] trait the use cases need, and
+//! [`SqlStore`], its implementation on SQLite (the embedded default) and
+//! PostgreSQL through sqlx. No other crate knows sqlx.
+//!
+//! Every status change is one transaction: the conditional update
+//! (`WHERE status = <expected>`, so two deciders cannot both win), the
+//! certificate if one was issued, and the audit event.
+
+mod records;
+mod sql;
+
+pub use records::*;
+pub use sql::SqlStore;
+
+use enroll_core::{RequestId, UnixTime};
+use std::future::Future;
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row to change is not where the caller expected it: another
+    /// decision won the race.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A unique value (organization code, serial…) exists already.
+    #[error("already exists: {0}")]
+    Duplicate(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A stored value no longer parses as its domain type.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The storage the registration authority needs. One implementation serves
+/// both databases; tests run the same contract against each.
+pub trait Store: Send + Sync {
+    fn add_org(&self, org: &OrgRecord) -> impl Future<Output = Result<()>> + Send;
+    fn org(&self, code: &str) -> impl Future<Output = Result<Option<OrgRecord>>> + Send;
+    fn list_orgs(&self) -> impl Future<Output = Result<Vec<OrgRecord>>> + Send;
+
+    fn add_package(&self, p: &PackageRecord) -> impl Future<Output = Result<()>> + Send;
+    fn package(&self, id: &str) -> impl Future<Output = Result<Option<PackageRecord>>> + Send;
+    fn list_packages(&self) -> impl Future<Output = Result<Vec<PackageRecord>>> + Send;
+    fn revoke_package(
+        &self,
+        id: &str,
+        at: UnixTime,
+        audit: &AuditEvent,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Inserts a Pending request and, in the same transaction, cancels the
+    /// Pending requests of the same organization and common name, writing
+    /// an audit event for each. Returns the new id and the cancelled ids.
+    fn submit(
+        &self,
+        req: &NewRequest,
+        submitted: &AuditEvent,
+        cancelled: &AuditEvent,
+    ) -> impl Future<Output = Result<(RequestId, Vec<RequestId>)>> + Send;
+
+    fn request(&self, id: RequestId) -> impl Future<Output = Result<Option<RequestRecord>>> + Send;
+    fn list_requests(
+        &self,
+        filter: &RequestFilter,
+    ) -> impl Future<Output = Result<Vec<RequestRecord>>> + Send;
+
+    /// Applies one decided status change atomically (see [`StatusChange`]).
+    /// Fails with [`StoreError::Conflict`] when the request is no longer
+    /// in `change.from`.
+    fn change_status(&self, change: &StatusChange) -> impl Future<Output = Result<()>> + Send;
+
+    fn certificate_by_serial(
+        &self,
+        serial: &str,
+    ) -> impl Future<Output = Result<Option<CertRecord>>> + Send;
+    fn certificate_for_request(
+        &self,
+        id: RequestId,
+    ) -> impl Future<Output = Result<Option<CertRecord>>> + Send;
+
+    /// Stores a certificate that belongs to no request (the service's TLS
+    /// certificate, operator credentials), so serials stay unique across
+    /// everything the CA signed.
+    fn add_certificate(&self, cert: &CertRecord) -> impl Future<Output = Result<()>> + Send;
+    fn add_operator(
+        &self,
+        op: &OperatorRecord,
+        audit: &AuditEvent,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    fn audit_for_request(
+        &self,
+        id: RequestId,
+    ) -> impl Future<Output = Result<Vec<AuditEvent>>> + Send;
+    /// Adds an audit event that goes with no status change (a refusal, an
+    /// organization created…).
+    fn audit(&self, event: &AuditEvent) -> impl Future<Output = Result<()>> + Send;
+}

@@ -1,0 +1,130 @@
+//! Rows as domain-typed records.
+
+use enroll_core::{
+    ClientDetails, CountryCode, EnrollmentType, OrgCode, RequestId, RequestKind, RequestStatus,
+    SubjectFields, UnixTime,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgRecord {
+    pub code: OrgCode,
+    pub name: String,
+    pub country: CountryCode,
+    pub created_at: UnixTime,
+}
+
+/// A client installation package. The credential is kept only as a hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageRecord {
+    pub id: String,
+    pub org: OrgCode,
+    pub environment: String,
+    pub enrollment_type: EnrollmentType,
+    /// A package for servers: OU=Server and an editable common name.
+    pub server: bool,
+    pub allow_external: bool,
+    pub url: String,
+    /// Lower-case hex SHA-256 of the credential's secret part.
+    pub credential_hash: String,
+    pub created_at: UnixTime,
+    pub revoked_at: Option<UnixTime>,
+}
+
+/// A request about to be stored as Pending.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    pub package_id: String,
+    pub kind: RequestKind,
+    pub enrollment_type: EnrollmentType,
+    pub subject: SubjectFields,
+    /// "RSA 2048", "ECDSA P-256"…
+    pub key_desc: String,
+    pub key_length: Option<u32>,
+    pub csr_der: Vec<u8>,
+    pub details: ClientDetails,
+    pub source_addr: Option<String>,
+    pub submitted_at: UnixTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    pub id: RequestId,
+    pub package_id: String,
+    pub kind: RequestKind,
+    pub enrollment_type: EnrollmentType,
+    pub status: RequestStatus,
+    pub subject: SubjectFields,
+    pub key_desc: String,
+    pub key_length: Option<u32>,
+    pub csr_der: Vec<u8>,
+    pub details: ClientDetails,
+    pub source_addr: Option<String>,
+    pub submitted_at: UnixTime,
+    pub decided_at: Option<UnixTime>,
+    pub decided_by: Option<String>,
+    pub reason: Option<String>,
+    pub downloaded_at: Option<UnixTime>,
+    pub downloaded_by: Option<String>,
+}
+
+/// Which requests to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct RequestFilter {
+    pub status: Option<RequestStatus>,
+    pub org: Option<OrgCode>,
+    /// Only ids below this one (keyset paging).
+    pub before: Option<RequestId>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertRecord {
+    /// Upper-case hex, as [`enroll_pki::Serial`] prints it.
+    pub serial: String,
+    pub request_id: Option<RequestId>,
+    pub der: Vec<u8>,
+    pub not_before: UnixTime,
+    pub not_after: UnixTime,
+    pub revoked_at: Option<UnixTime>,
+    pub revocation_reason: Option<String>,
+}
+
+/// A decided status change, applied in one transaction.
+#[derive(Debug, Clone)]
+pub struct StatusChange {
+    pub id: RequestId,
+    pub from: RequestStatus,
+    pub to: RequestStatus,
+    pub at: UnixTime,
+    /// Approve, reject: who decided, and why (reject reason).
+    pub decision: Option<(String, Option<String>)>,
+    /// Install, download: who fetched.
+    pub downloaded_by: Option<String>,
+    /// Approve: the certificate issued.
+    pub certificate: Option<CertRecord>,
+    pub audit: AuditEvent,
+}
+
+/// One line of the audit trail: who, when, from where, what, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub at: UnixTime,
+    pub actor: String,
+    pub role: String,
+    pub source_addr: Option<String>,
+    pub request_id: Option<RequestId>,
+    pub action: String,
+    pub from_status: Option<RequestStatus>,
+    pub to_status: Option<RequestStatus>,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorRecord {
+    pub name: String,
+    /// `central_admin` or `org_manager`.
+    pub role: String,
+    pub org: Option<OrgCode>,
+    pub cert_serial: String,
+    pub created_at: UnixTime,
+}

@@ -1,0 +1,557 @@
+//! [`SqlStore`]: the [`Store`] on SQLite or PostgreSQL through sqlx's
+//! `Any` driver. Queries use `$n` placeholders, which both accept.
+
+use std::str::FromStr;
+
+use enroll_core::{
+    ClientDetails, CountryCode, EnrollmentType, OrgCode, RequestId, RequestKind, RequestStatus,
+    SubjectFields, UnixTime,
+};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Row};
+
+use crate::{
+    AuditEvent, CertRecord, NewRequest, OperatorRecord, OrgRecord, PackageRecord, RequestFilter,
+    RequestRecord, Result, StatusChange, Store, StoreError,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The SQL store. Cheap to clone: it is a connection pool.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl SqlStore {
+    /// Connects to `url` (`sqlite:///path/enroll.db` or
+    /// `postgres://user@host/db`) and brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<SqlStore> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::NotFound(format!(
+                "a database driver for {url:?}: use sqlite:///path/enroll.db or postgres://user@host/db"
+            )));
+        };
+        let url = match backend {
+            Backend::Sqlite if !url.contains("mode=") => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}mode=rwc")
+            }
+            _ => url.to_owned(),
+        };
+        let mut opts = AnyPoolOptions::new().max_connections(8);
+        if backend == Backend::Sqlite {
+            opts = opts.after_connect(|conn, _| {
+                Box::pin(async move {
+                    // The operator's command line writes while the service
+                    // runs: wait for the other writer rather than fail.
+                    sqlx::query("PRAGMA busy_timeout = 15000")
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = opts.connect(&url).await?;
+        if backend == Backend::Sqlite {
+            // WAL lets readers and one writer work at once; the mode is
+            // stored in the file, so setting it once per open is enough.
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
+            SQLITE_MIGRATIONS.run(&pool).await?;
+        } else {
+            POSTGRES_MIGRATIONS.run(&pool).await?;
+        }
+        Ok(SqlStore { pool, backend })
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn map_unique(e: sqlx::Error, what: String) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Duplicate(what),
+        _ => StoreError::Database(e),
+    }
+}
+
+fn b(v: bool) -> i64 {
+    i64::from(v)
+}
+
+fn opt_time(v: Option<i64>) -> Option<UnixTime> {
+    v.map(UnixTime)
+}
+
+fn corrupt(what: &str, v: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what} {v:?}"))
+}
+
+fn org_from_row(r: &AnyRow) -> Result<OrgRecord> {
+    let code: String = r.try_get("code")?;
+    let country: String = r.try_get("country")?;
+    Ok(OrgRecord {
+        code: OrgCode::parse(&code).map_err(|_| corrupt("organization code", &code))?,
+        name: r.try_get("name")?,
+        country: CountryCode::parse(&country).map_err(|_| corrupt("country", &country))?,
+        created_at: UnixTime(r.try_get("created_at")?),
+    })
+}
+
+fn package_from_row(r: &AnyRow) -> Result<PackageRecord> {
+    let org: String = r.try_get("org_code")?;
+    let et: String = r.try_get("enrollment_type")?;
+    Ok(PackageRecord {
+        id: r.try_get("id")?,
+        org: OrgCode::parse(&org).map_err(|_| corrupt("organization code", &org))?,
+        environment: r.try_get("environment")?,
+        enrollment_type: EnrollmentType::parse(&et).ok_or_else(|| corrupt("type", &et))?,
+        server: r.try_get::<i64, _>("server")? != 0,
+        allow_external: r.try_get::<i64, _>("allow_external")? != 0,
+        url: r.try_get("url")?,
+        credential_hash: r.try_get("credential_hash")?,
+        created_at: UnixTime(r.try_get("created_at")?),
+        revoked_at: opt_time(r.try_get("revoked_at")?),
+    })
+}
+
+const REQUEST_COLUMNS: &str = "id, org_code, package_id, kind, enrollment_type, status, \
+    common_name, email, country, state, locality, organization_unit, key_desc, key_length, \
+    csr_der, fqdn, mac, nic_id, processor_id, os_version, os_type, requester, source_addr, \
+    phone, description, submitted_at, decided_at, decided_by, reason, downloaded_at, \
+    downloaded_by";
+
+fn request_from_row(r: &AnyRow) -> Result<RequestRecord> {
+    let org: String = r.try_get("org_code")?;
+    let country: String = r.try_get("country")?;
+    let kind: String = r.try_get("kind")?;
+    let et: String = r.try_get("enrollment_type")?;
+    let status: String = r.try_get("status")?;
+    let key_length: Option<i64> = r.try_get("key_length")?;
+    Ok(RequestRecord {
+        id: RequestId(r.try_get("id")?),
+        package_id: r.try_get("package_id")?,
+        kind: RequestKind::parse(&kind).ok_or_else(|| corrupt("kind", &kind))?,
+        enrollment_type: EnrollmentType::parse(&et).ok_or_else(|| corrupt("type", &et))?,
+        status: RequestStatus::from_str(&status).map_err(|_| corrupt("status", &status))?,
+        subject: SubjectFields {
+            email: r.try_get("email")?,
+            country: CountryCode::parse(&country).map_err(|_| corrupt("country", &country))?,
+            state: r.try_get("state")?,
+            locality: r.try_get("locality")?,
+            organization: OrgCode::parse(&org).map_err(|_| corrupt("organization", &org))?,
+            organization_unit: r.try_get("organization_unit")?,
+            common_name: r.try_get("common_name")?,
+        },
+        key_desc: r.try_get("key_desc")?,
+        key_length: key_length.and_then(|k| u32::try_from(k).ok()),
+        csr_der: r.try_get("csr_der")?,
+        details: ClientDetails {
+            fqdn: r.try_get("fqdn")?,
+            mac: r.try_get("mac")?,
+            nic_id: r.try_get("nic_id")?,
+            processor_id: r.try_get("processor_id")?,
+            os_version: r.try_get("os_version")?,
+            os_type: r.try_get("os_type")?,
+            requester: r.try_get("requester")?,
+            phone: r.try_get("phone")?,
+            description: r.try_get("description")?,
+        },
+        source_addr: r.try_get("source_addr")?,
+        submitted_at: UnixTime(r.try_get("submitted_at")?),
+        decided_at: opt_time(r.try_get("decided_at")?),
+        decided_by: r.try_get("decided_by")?,
+        reason: r.try_get("reason")?,
+        downloaded_at: opt_time(r.try_get("downloaded_at")?),
+        downloaded_by: r.try_get("downloaded_by")?,
+    })
+}
+
+fn cert_from_row(r: &AnyRow) -> Result<CertRecord> {
+    Ok(CertRecord {
+        serial: r.try_get("serial")?,
+        request_id: r.try_get::<Option<i64>, _>("request_id")?.map(RequestId),
+        der: r.try_get("der")?,
+        not_before: UnixTime(r.try_get("not_before")?),
+        not_after: UnixTime(r.try_get("not_after")?),
+        revoked_at: opt_time(r.try_get("revoked_at")?),
+        revocation_reason: r.try_get("revocation_reason")?,
+    })
+}
+
+fn audit_from_row(r: &AnyRow) -> Result<AuditEvent> {
+    let status = |col: &str| -> Result<Option<RequestStatus>> {
+        let v: Option<String> = r.try_get(col)?;
+        v.map(|s| RequestStatus::from_str(&s).map_err(|_| corrupt("status", &s)))
+            .transpose()
+    };
+    Ok(AuditEvent {
+        at: UnixTime(r.try_get("at")?),
+        actor: r.try_get("actor")?,
+        role: r.try_get("role")?,
+        source_addr: r.try_get("source_addr")?,
+        request_id: r.try_get::<Option<i64>, _>("request_id")?.map(RequestId),
+        action: r.try_get("action")?,
+        from_status: status("from_status")?,
+        to_status: status("to_status")?,
+        detail: r.try_get("detail")?,
+    })
+}
+
+async fn insert_audit(conn: &mut AnyConnection, e: &AuditEvent) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_events (at, actor, role, source_addr, request_id, action, \
+         from_status, to_status, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(e.at.0)
+    .bind(&e.actor)
+    .bind(&e.role)
+    .bind(&e.source_addr)
+    .bind(e.request_id.map(|i| i.0))
+    .bind(&e.action)
+    .bind(e.from_status.map(|s| s.as_str()))
+    .bind(e.to_status.map(|s| s.as_str()))
+    .bind(&e.detail)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn insert_cert(conn: &mut AnyConnection, c: &CertRecord) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO certificates (serial, request_id, der, not_before, not_after) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&c.serial)
+    .bind(c.request_id.map(|i| i.0))
+    .bind(&c.der)
+    .bind(c.not_before.0)
+    .bind(c.not_after.0)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| map_unique(e, format!("certificate serial {} or its request", c.serial)))?;
+    Ok(())
+}
+
+impl Store for SqlStore {
+    async fn add_org(&self, org: &OrgRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO organizations (code, name, country, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(org.code.as_str())
+        .bind(&org.name)
+        .bind(org.country.as_str())
+        .bind(org.created_at.0)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| map_unique(e, format!("organization {}", org.code)))?;
+        Ok(())
+    }
+
+    async fn org(&self, code: &str) -> Result<Option<OrgRecord>> {
+        sqlx::query("SELECT code, name, country, created_at FROM organizations WHERE code = $1")
+            .bind(code)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(org_from_row)
+            .transpose()
+    }
+
+    async fn list_orgs(&self) -> Result<Vec<OrgRecord>> {
+        sqlx::query("SELECT code, name, country, created_at FROM organizations ORDER BY code")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(org_from_row)
+            .collect()
+    }
+
+    async fn add_package(&self, p: &PackageRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO packages (id, org_code, environment, enrollment_type, server, \
+             allow_external, url, credential_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&p.id)
+        .bind(p.org.as_str())
+        .bind(&p.environment)
+        .bind(p.enrollment_type.as_str())
+        .bind(b(p.server))
+        .bind(b(p.allow_external))
+        .bind(&p.url)
+        .bind(&p.credential_hash)
+        .bind(p.created_at.0)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| map_unique(e, format!("package {}", p.id)))?;
+        Ok(())
+    }
+
+    async fn package(&self, id: &str) -> Result<Option<PackageRecord>> {
+        sqlx::query("SELECT * FROM packages WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(package_from_row)
+            .transpose()
+    }
+
+    async fn list_packages(&self) -> Result<Vec<PackageRecord>> {
+        sqlx::query("SELECT * FROM packages ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(package_from_row)
+            .collect()
+    }
+
+    async fn revoke_package(&self, id: &str, at: UnixTime, audit: &AuditEvent) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let done =
+            sqlx::query("UPDATE packages SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(at.0)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::NotFound(format!("an active package {id}")));
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn submit(
+        &self,
+        r: &NewRequest,
+        submitted: &AuditEvent,
+        cancelled: &AuditEvent,
+    ) -> Result<(RequestId, Vec<RequestId>)> {
+        let s = &r.subject;
+        let d = &r.details;
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "INSERT INTO requests (org_code, package_id, kind, enrollment_type, status, \
+             common_name, email, country, state, locality, organization_unit, key_desc, \
+             key_length, csr_der, fqdn, mac, nic_id, processor_id, os_version, os_type, \
+             requester, source_addr, phone, description, submitted_at) VALUES ($1, $2, $3, $4, \
+             $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
+             $22, $23, $24, $25) RETURNING id",
+        )
+        .bind(s.organization.as_str())
+        .bind(&r.package_id)
+        .bind(r.kind.as_str())
+        .bind(r.enrollment_type.as_str())
+        .bind(RequestStatus::Pending.as_str())
+        .bind(&s.common_name)
+        .bind(&s.email)
+        .bind(s.country.as_str())
+        .bind(&s.state)
+        .bind(&s.locality)
+        .bind(&s.organization_unit)
+        .bind(&r.key_desc)
+        .bind(r.key_length.map(i64::from))
+        .bind(&r.csr_der)
+        .bind(&d.fqdn)
+        .bind(&d.mac)
+        .bind(&d.nic_id)
+        .bind(&d.processor_id)
+        .bind(&d.os_version)
+        .bind(&d.os_type)
+        .bind(&d.requester)
+        .bind(&r.source_addr)
+        .bind(&d.phone)
+        .bind(&d.description)
+        .bind(r.submitted_at.0)
+        .fetch_one(&mut *tx)
+        .await?;
+        let id = RequestId(row.try_get("id")?);
+        let mut ev = submitted.clone();
+        ev.request_id = Some(id);
+        insert_audit(&mut tx, &ev).await?;
+
+        let rows = sqlx::query(
+            "UPDATE requests SET status = $1, decided_at = $2, decided_by = $3, reason = $4 \
+             WHERE org_code = $5 AND common_name = $6 AND status = $7 AND id <> $8 RETURNING id",
+        )
+        .bind(RequestStatus::Cancelled.as_str())
+        .bind(r.submitted_at.0)
+        .bind(&cancelled.actor)
+        .bind(format!("superseded by request {id}"))
+        .bind(s.organization.as_str())
+        .bind(&s.common_name)
+        .bind(RequestStatus::Pending.as_str())
+        .bind(id.0)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut gone = Vec::with_capacity(rows.len());
+        for row in rows {
+            let old = RequestId(row.try_get("id")?);
+            let mut ev = cancelled.clone();
+            ev.request_id = Some(old);
+            ev.detail = Some(format!("superseded by request {id}"));
+            insert_audit(&mut tx, &ev).await?;
+            gone.push(old);
+        }
+        tx.commit().await?;
+        gone.sort();
+        Ok((id, gone))
+    }
+
+    async fn request(&self, id: RequestId) -> Result<Option<RequestRecord>> {
+        // The column list is a constant: nothing from outside is formatted in.
+        sqlx::query(AssertSqlSafe(format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests WHERE id = $1"
+        )))
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(request_from_row)
+        .transpose()
+    }
+
+    async fn list_requests(&self, f: &RequestFilter) -> Result<Vec<RequestRecord>> {
+        // Absent filters bind NULL so one statement serves every combination.
+        let limit = if f.limit == 0 { 100 } else { f.limit.min(1000) };
+        // Only constants and a clamped integer are formatted in.
+        sqlx::query(AssertSqlSafe(format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests \
+             WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR org_code = $2) \
+             AND ($3 IS NULL OR id < $3) ORDER BY id DESC LIMIT {limit}"
+        )))
+        .bind(f.status.map(|s| s.as_str()))
+        .bind(f.org.as_ref().map(|o| o.as_str().to_owned()))
+        .bind(f.before.map(|i| i.0))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(request_from_row)
+        .collect()
+    }
+
+    async fn change_status(&self, c: &StatusChange) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let (decided_by, reason) = match &c.decision {
+            Some((who, why)) => (Some(who.clone()), why.clone()),
+            None => (None, None),
+        };
+        let decided_at = c.decision.as_ref().map(|_| c.at.0);
+        let downloaded_at = c.downloaded_by.as_ref().map(|_| c.at.0);
+        let done = sqlx::query(
+            "UPDATE requests SET status = $1, \
+             decided_at = COALESCE($2, decided_at), decided_by = COALESCE($3, decided_by), \
+             reason = COALESCE($4, reason), downloaded_at = COALESCE($5, downloaded_at), \
+             downloaded_by = COALESCE($6, downloaded_by) WHERE id = $7 AND status = $8",
+        )
+        .bind(c.to.as_str())
+        .bind(decided_at)
+        .bind(decided_by)
+        .bind(reason)
+        .bind(downloaded_at)
+        .bind(&c.downloaded_by)
+        .bind(c.id.0)
+        .bind(c.from.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::Conflict(format!(
+                "request {} is no longer {}",
+                c.id, c.from
+            )));
+        }
+        if let Some(cert) = &c.certificate {
+            insert_cert(&mut tx, cert).await?;
+        }
+        insert_audit(&mut tx, &c.audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn certificate_by_serial(&self, serial: &str) -> Result<Option<CertRecord>> {
+        sqlx::query("SELECT * FROM certificates WHERE serial = $1")
+            .bind(serial)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(cert_from_row)
+            .transpose()
+    }
+
+    async fn certificate_for_request(&self, id: RequestId) -> Result<Option<CertRecord>> {
+        sqlx::query("SELECT * FROM certificates WHERE request_id = $1")
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(cert_from_row)
+            .transpose()
+    }
+
+    async fn add_certificate(&self, cert: &CertRecord) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        insert_cert(&mut conn, cert).await
+    }
+
+    async fn add_operator(&self, op: &OperatorRecord, audit: &AuditEvent) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO operators (name, role, org_code, cert_serial, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&op.name)
+        .bind(&op.role)
+        .bind(op.org.as_ref().map(|o| o.as_str().to_owned()))
+        .bind(&op.cert_serial)
+        .bind(op.created_at.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map_unique(e, format!("operator certificate {}", op.cert_serial)))?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit_for_request(&self, id: RequestId) -> Result<Vec<AuditEvent>> {
+        sqlx::query("SELECT * FROM audit_events WHERE request_id = $1 ORDER BY id")
+            .bind(id.0)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(audit_from_row)
+            .collect()
+    }
+
+    async fn audit(&self, event: &AuditEvent) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        insert_audit(&mut conn, event).await
+    }
+}
+
+impl SqlStore {
+    /// Which database this store talks to, for logs and `--json` output.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Wiring: a data directory becomes a ready registration authority.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use enroll_core::{Actor, Clock, Role, UnixTime};
+use enroll_pki::IssuingCa;
+use enroll_ra::{IssuePolicy, Ra};
+use enroll_store::SqlStore;
+
+use crate::config::{Config, DataDir};
+
+/// The real clock, read only here at the edge.
+#[derive(Debug, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> UnixTime {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        UnixTime(i64::try_from(secs).unwrap_or(i64::MAX))
+    }
+}
+
+pub type AppRa = Ra<SqlStore, SystemClock>;
+
+pub struct App {
+    pub data: DataDir,
+    pub config: Config,
+    pub ra: AppRa,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("data", &self.data).finish()
+    }
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+impl App {
+    pub async fn open(data: DataDir, database: Option<&str>) -> Result<App> {
+        let config = data.load_config()?;
+        let url = data.database_url(&config, database)?;
+        let store = SqlStore::connect(&url)
+            .await
+            .with_context(|| format!("cannot open the database {}", redact(&url)))?;
+        let key = enroll_pki::keys::load_key_pem(&read(&data.file("ca/issuing.key"))?)
+            .context("the issuing CA key is unusable")?;
+        let ca = IssuingCa::new(
+            &read(&data.file("ca/issuing.pem"))?,
+            &read(&data.file("ca/root.pem"))?,
+            key,
+        )
+        .context("the issuing CA certificate is unusable")?;
+        let ra = Ra::new(
+            store,
+            Arc::new(ca),
+            SystemClock,
+            IssuePolicy {
+                validity_days: config.validity_days,
+            },
+        );
+        Ok(App { data, config, ra })
+    }
+}
+
+/// The operator at the command line acts as central administrator.
+pub fn cli_actor() -> Actor {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    Actor::new(Role::CentralAdmin, format!("cli:{user}"))
+}
+
+/// A database URL without its password, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            super::redact("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(
+            super::redact("sqlite:///x/enroll.db"),
+            "sqlite:///x/enroll.db"
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! The data directory and its strict configuration file.
+//!
+//! ```text
+//! DATA/enrolld.toml        configuration (unknown keys are errors)
+//! DATA/enroll.db           SQLite database (the embedded default)
+//! DATA/ca/root.pem, root.key, issuing.pem, issuing.key
+//! DATA/tls/server.pem (certificate + chain), server.key
+//! DATA/admin/admin.pem, admin.key, ca.pem   first central-administrator credential
+//! ```
+//! Private keys are written owner-only (0600) in owner-only folders.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Config format version; only 1 exists.
+    pub version: u32,
+    /// Address to listen on, e.g. `127.0.0.1:8443` or `[::]:8443`.
+    pub listen: String,
+    /// Database URL. Absent: `enroll.db` in the data directory. A
+    /// `sqlite://` path that is relative is taken from the data directory.
+    #[serde(default)]
+    pub database: Option<String>,
+    /// Host names and addresses in the service's TLS certificate.
+    pub hostnames: Vec<String>,
+    /// Validity of issued client certificates, in days.
+    pub validity_days: u32,
+    /// `rsa-2048` or `ecdsa-p256`: the CA's key type (informational).
+    pub key_type: String,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+
+/// Paths inside a data directory.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    pub root: PathBuf,
+}
+
+impl DataDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        DataDir { root: root.into() }
+    }
+    pub fn config(&self) -> PathBuf {
+        self.root.join("enrolld.toml")
+    }
+    pub fn file(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    pub fn is_initialised(&self) -> bool {
+        self.config().exists()
+    }
+
+    pub fn load_config(&self) -> Result<Config> {
+        let path = self.config();
+        let text = fs::read_to_string(&path).with_context(|| {
+            format!(
+                "cannot read {}: is {} an Enroll data directory? Create one with `enrolld init --data {}`",
+                path.display(),
+                self.root.display(),
+                self.root.display()
+            )
+        })?;
+        let cfg: Config = toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid configuration", path.display()))?;
+        if cfg.version != 1 {
+            bail!(
+                "{}: configuration version {} is not supported by this enrolld (expected 1)",
+                path.display(),
+                cfg.version
+            );
+        }
+        Ok(cfg)
+    }
+
+    /// The database URL, with relative SQLite paths resolved against the
+    /// data directory. `override_url` (from `--database`) wins.
+    pub fn database_url(&self, cfg: &Config, override_url: Option<&str>) -> Result<String> {
+        let url = override_url
+            .map(str::to_owned)
+            .or_else(|| cfg.database.clone())
+            .unwrap_or_else(|| "sqlite://enroll.db".to_owned());
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            let (path, query) = match path.split_once('?') {
+                Some((p, q)) => (p, Some(q)),
+                None => (path, None),
+            };
+            let p = Path::new(path);
+            let abs = if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                std::path::absolute(self.root.join(p))
+                    .with_context(|| format!("cannot resolve {}", p.display()))?
+            };
+            let mut out = format!("sqlite://{}", abs.display());
+            if let Some(q) = query {
+                out.push('?');
+                out.push_str(q);
+            }
+            return Ok(out);
+        }
+        Ok(url)
+    }
+}
+
+/// Writes a file that nobody but the owner may read, creating it new: an
+/// existing file is never overwritten.
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
+    write_new(path, contents, 0o600)
+}
+
+pub fn write_public(path: &Path, contents: &[u8]) -> Result<()> {
+    write_new(path, contents, 0o644)
+}
+
+fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(mode);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(contents)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Creates a directory readable only by its owner.
+pub fn private_dir(path: &Path) -> Result<()> {
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(path)
+        .with_context(|| format!("cannot create {}", path.display()))
+}

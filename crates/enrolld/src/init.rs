@@ -1,0 +1,236 @@
+//! `enrolld init`: a new data directory with its CA, TLS certificate,
+//! database and first administrator credential, built in a staging folder
+//! and moved into place whole, so a failure leaves nothing half-written.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use enroll_core::Role;
+use enroll_pki::profile::DnAttr;
+use enroll_pki::{CaMaterial, KeyInfo, KeyType, Profile};
+use enroll_ra::UnboundCert;
+use enroll_store::OperatorRecord;
+
+use crate::app::{App, SystemClock, cli_actor};
+use crate::config::{Config, DEFAULT_LISTEN, DataDir, private_dir, write_private, write_public};
+use enroll_core::Clock;
+
+#[derive(Debug)]
+pub struct InitOptions {
+    pub hostnames: Vec<String>,
+    pub key_type: KeyType,
+    pub listen: String,
+    pub validity_days: u32,
+    pub ca_name: String,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            hostnames: vec!["localhost".into(), "127.0.0.1".into()],
+            key_type: KeyType::Rsa2048,
+            listen: DEFAULT_LISTEN.into(),
+            validity_days: 365,
+            ca_name: "Enroll".into(),
+        }
+    }
+}
+
+fn key_info(kt: KeyType) -> KeyInfo {
+    match kt {
+        KeyType::EcdsaP256 => KeyInfo::EcdsaP256,
+        KeyType::Rsa2048 => KeyInfo::Rsa { bits: 2048 },
+        KeyType::Rsa3072 => KeyInfo::Rsa { bits: 3072 },
+        KeyType::Rsa4096 => KeyInfo::Rsa { bits: 4096 },
+    }
+}
+
+fn key_type_name(kt: KeyType) -> &'static str {
+    match kt {
+        KeyType::EcdsaP256 => "ecdsa-p256",
+        KeyType::Rsa2048 => "rsa-2048",
+        KeyType::Rsa3072 => "rsa-3072",
+        KeyType::Rsa4096 => "rsa-4096",
+    }
+}
+
+/// Refuses a directory that holds anything: an existing service above
+/// all, but also unrelated files we would mix our keys into.
+fn check_target(dir: &Path) -> Result<()> {
+    if DataDir::new(dir).is_initialised() {
+        bail!(
+            "{} already holds an Enroll service; init never touches an existing one \
+             (start it with `enrolld serve --data {}`)",
+            dir.display(),
+            dir.display()
+        );
+    }
+    if dir.exists() {
+        let mut entries =
+            std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+        if entries.next().is_some() {
+            bail!(
+                "{} exists and is not empty; give init a new or empty directory",
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn init(dir: &Path, opts: InitOptions) -> Result<()> {
+    check_target(dir)?;
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)
+        .with_context(|| format!("cannot create {}", parent.display()))?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "enroll".into());
+    let staging: PathBuf = parent.join(format!(".{name}.init-{}", std::process::id()));
+    let result = build(&staging, &opts).await;
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    if dir.exists() {
+        std::fs::remove_dir(dir).with_context(|| format!("cannot replace {}", dir.display()))?;
+    }
+    std::fs::rename(&staging, dir)
+        .with_context(|| format!("cannot move {} to {}", staging.display(), dir.display()))?;
+    Ok(())
+}
+
+async fn build(staging: &Path, opts: &InitOptions) -> Result<()> {
+    private_dir(staging)?;
+    for sub in ["ca", "tls", "admin"] {
+        private_dir(&staging.join(sub))?;
+    }
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let now = SystemClock.now();
+    let material = CaMaterial::create(opts.key_type, &opts.ca_name, now, &rng)
+        .context("cannot create the CA")?;
+    write_public(
+        &staging.join("ca/root.pem"),
+        material.root_cert_pem.as_bytes(),
+    )?;
+    write_private(
+        &staging.join("ca/root.key"),
+        material.root_key_pem.as_bytes(),
+    )?;
+    write_public(
+        &staging.join("ca/issuing.pem"),
+        material.issuing_cert_pem.as_bytes(),
+    )?;
+    write_private(
+        &staging.join("ca/issuing.key"),
+        material.issuing_key_pem.as_bytes(),
+    )?;
+
+    let config = Config {
+        version: 1,
+        listen: opts.listen.clone(),
+        database: None,
+        hostnames: opts.hostnames.clone(),
+        validity_days: opts.validity_days,
+        key_type: key_type_name(opts.key_type).into(),
+    };
+    let text = format!(
+        "# Enroll service configuration. Unknown keys are errors.\n\
+         # database: absent means enroll.db here; or e.g. \"postgres://enroll@db.example/enroll\".\n{}",
+        toml::to_string(&config).context("cannot write the configuration")?
+    );
+    write_public(&staging.join("enrolld.toml"), text.as_bytes())?;
+
+    let app = App::open(DataDir::new(staging), None).await?;
+    let actor = cli_actor();
+
+    // The service's TLS certificate.
+    let (dns, ips): (Vec<String>, Vec<IpAddr>) = {
+        let mut dns = Vec::new();
+        let mut ips = Vec::new();
+        for h in &opts.hostnames {
+            match h.parse::<IpAddr>() {
+                Ok(ip) => ips.push(ip),
+                Err(_) => dns.push(h.to_ascii_lowercase()),
+            }
+        }
+        (dns, ips)
+    };
+    let first = opts
+        .hostnames
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "localhost".into());
+    let tls_key = opts.key_type.generate()?;
+    let tls = app
+        .ra
+        .issue_unbound(UnboundCert {
+            profile: Profile::ServiceTls,
+            subject: vec![
+                (DnAttr::Organization, opts.ca_name.clone()),
+                (DnAttr::CommonName, first),
+            ],
+            spki_der: enroll_pki::keys::spki_der(&tls_key),
+            key: key_info(opts.key_type),
+            dns_names: dns,
+            ip_addresses: ips,
+            validity_days: 397,
+        })
+        .await
+        .context("cannot issue the service's TLS certificate")?;
+    let chain = format!("{}{}", tls.pem, app.ra.ca().cert_pem());
+    write_public(&staging.join("tls/server.pem"), chain.as_bytes())?;
+    write_private(
+        &staging.join("tls/server.key"),
+        tls_key.serialize_pem().as_bytes(),
+    )?;
+
+    // The first central administrator.
+    let admin_key = opts.key_type.generate()?;
+    let admin = app
+        .ra
+        .issue_unbound(UnboundCert {
+            profile: Profile::Operator,
+            subject: vec![
+                (DnAttr::Organization, opts.ca_name.clone()),
+                (DnAttr::OrganizationUnit, "Central Administrator".into()),
+                (DnAttr::CommonName, "admin".into()),
+            ],
+            spki_der: enroll_pki::keys::spki_der(&admin_key),
+            key: key_info(opts.key_type),
+            dns_names: Vec::new(),
+            ip_addresses: Vec::new(),
+            validity_days: 365,
+        })
+        .await
+        .context("cannot issue the administrator credential")?;
+    app.ra
+        .add_operator(
+            &actor,
+            OperatorRecord {
+                name: "admin".into(),
+                role: Role::CentralAdmin.name().into(),
+                org: None,
+                cert_serial: admin.serial.to_hex(),
+                created_at: now,
+            },
+        )
+        .await?;
+    let admin_chain = format!("{}{}", admin.pem, app.ra.ca().cert_pem());
+    write_public(&staging.join("admin/admin.pem"), admin_chain.as_bytes())?;
+    write_private(
+        &staging.join("admin/admin.key"),
+        admin_key.serialize_pem().as_bytes(),
+    )?;
+    write_public(
+        &staging.join("admin/ca.pem"),
+        app.ra.ca().root_pem().as_bytes(),
+    )?;
+    app.ra.store().close().await;
+    Ok(())
+}

@@ -1,0 +1,258 @@
+//! `enrolld`: the Enroll enrollment service and its operator command line.
+
+mod api;
+mod app;
+mod config;
+mod init;
+mod ops;
+mod tls;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use crate::config::DataDir;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "enrolld",
+    version,
+    about = "The Enroll certificate enrollment service",
+    long_about = "The Enroll certificate enrollment service: a two-level CA, the client API \
+                  over HTTPS, and the operator's command line (acting as central administrator)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Debug)]
+struct DataArgs {
+    /// The service's data directory (configuration, keys, SQLite database).
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// Database URL, overriding the configuration
+    /// (sqlite:///path/enroll.db or postgres://user@host/db).
+    #[arg(long, value_name = "URL", env = "ENROLLD_DATABASE")]
+    database: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Creates a data directory: CA, TLS certificate, database, first administrator.
+    #[command(
+        after_help = "Example:\n  enrolld init --data /var/lib/enrolld --hostname enroll.example --hostname 10.0.0.5"
+    )]
+    Init {
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Host name or IP address for the service's TLS certificate
+        /// (repeatable; default localhost and 127.0.0.1).
+        #[arg(long = "hostname", value_name = "NAME")]
+        hostnames: Vec<String>,
+        /// CA key type: rsa-2048 (default) or ecdsa-p256.
+        #[arg(long, default_value = "rsa-2048", value_name = "TYPE")]
+        key_type: String,
+        /// Address the service listens on.
+        #[arg(long, default_value = config::DEFAULT_LISTEN, value_name = "ADDR")]
+        listen: String,
+        /// Validity of issued client certificates, in days.
+        #[arg(long, default_value_t = 365, value_name = "DAYS")]
+        validity_days: u32,
+        /// Name of the CA (its certificates' O and CN prefix).
+        #[arg(long, default_value = "Enroll", value_name = "NAME")]
+        ca_name: String,
+    },
+    /// Runs the HTTPS service (initialising DIR first if it does not exist).
+    #[command(
+        after_help = "Example:\n  enrolld serve --data ./enroll-data --listen 127.0.0.1:8443"
+    )]
+    Serve {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Address to listen on, overriding the configuration.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Member organizations.
+    #[command(subcommand)]
+    Org(ops::OrgCommand),
+    /// Client installation packages.
+    #[command(subcommand)]
+    Package(ops::PackageCommand),
+    /// Certificate requests: list, show, approve, reject.
+    #[command(subcommand)]
+    Request(ops::RequestCommand),
+}
+
+/// An error with its causes, on one line: "a: b: c".
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
+/// RFC 3339 UTC, for people.
+pub fn fmt_time(t: enroll_core::UnixTime) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t.0)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| t.0.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ENROLLD_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    // Both rustls providers can end up in the tree; choose ours explicitly.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Init {
+            data,
+            hostnames,
+            key_type,
+            listen,
+            validity_days,
+            ca_name,
+        } => {
+            let key_type = enroll_pki::KeyType::parse(&key_type)
+                .filter(|k| {
+                    matches!(
+                        k,
+                        enroll_pki::KeyType::Rsa2048 | enroll_pki::KeyType::EcdsaP256
+                    )
+                })
+                .with_context(|| {
+                    format!("--key-type {key_type:?} is not supported: use rsa-2048 or ecdsa-p256")
+                })?;
+            let mut opts = init::InitOptions {
+                key_type,
+                listen,
+                validity_days,
+                ca_name,
+                ..Default::default()
+            };
+            if !hostnames.is_empty() {
+                opts.hostnames = hostnames;
+            }
+            if !(1..=3650).contains(&opts.validity_days) {
+                anyhow::bail!("--validity-days must be between 1 and 3650");
+            }
+            init::init(&data, opts).await?;
+            print_init(&data);
+            Ok(())
+        }
+        Command::Serve { data, listen } => serve(data, listen).await,
+        Command::Org(c) => ops::org(c).await,
+        Command::Package(c) => ops::package(c).await,
+        Command::Request(c) => ops::request(c).await,
+    }
+}
+
+fn print_init(data: &std::path::Path) {
+    let d = DataDir::new(data);
+    println!("Initialised {}", data.display());
+    println!("  CA root:         {}", d.file("ca/root.pem").display());
+    println!("  issuing CA:      {}", d.file("ca/issuing.pem").display());
+    println!(
+        "  administrator:   {} (key {}, owner-only)",
+        d.file("admin/admin.pem").display(),
+        d.file("admin/admin.key").display()
+    );
+}
+
+async fn serve(args: DataArgs, listen: Option<String>) -> Result<()> {
+    let data = DataDir::new(&args.data);
+    if !data.is_initialised() && !args.data.exists() {
+        tracing::info!(dir = %args.data.display(), "no data directory yet: initialising");
+        init::init(&args.data, init::InitOptions::default()).await?;
+        print_init(&args.data);
+    }
+    let app = app::App::open(data, args.database.as_deref()).await?;
+    let listen = listen.unwrap_or_else(|| app.config.listen.clone());
+    let read = |rel: &str| {
+        std::fs::read_to_string(app.data.file(rel))
+            .with_context(|| format!("cannot read {}", app.data.file(rel).display()))
+    };
+    let tls_cfg = tls::server_config(
+        &read("tls/server.pem")?,
+        &read("tls/server.key")?,
+        &read("ca/root.pem")?,
+    )?;
+    let listener = tls::TlsListener::bind(&listen, tls_cfg).await?;
+    let local = axum::serve::Listener::local_addr(&listener)?;
+    tracing::info!(
+        address = %local,
+        database = app.ra.store().backend_name(),
+        "enrolld listening on https://{local}/"
+    );
+    // Scripts and tests read this line to learn the port when 0 was asked.
+    println!("listening on https://{local}/");
+    let router = api::router(std::sync::Arc::new(app.ra));
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<tls::ConnInfo>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("the server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,131 @@
+//! HTTPS with rustls: a listener that runs each handshake in its own task
+//! (a slow client cannot stall accept) and hands the peer's certificate to
+//! handlers through [`ConnInfo`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use axum::extract::connect_info::Connected;
+use axum::serve::{IncomingStream, Listener};
+use rustls::ServerConfig;
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Builds the server's TLS configuration: TLS 1.2 and 1.3, the service
+/// certificate, and client certificates that are optional at the TLS layer
+/// (the API authenticates by package credential) but verified against the
+/// root when presented.
+pub fn server_config(cert_chain_pem: &str, key_pem: &str, root_pem: &str) -> Result<ServerConfig> {
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(cert_chain_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .context("the service certificate is not valid PEM")?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .context("the service key is not valid PEM")?;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(root_pem.as_bytes()) {
+        roots
+            .add(c.context("the root certificate is not valid PEM")?)
+            .context("the root certificate is not usable as a trust anchor")?;
+    }
+    let verifier = WebPkiClientVerifier::builder(Arc::new(roots))
+        .allow_unauthenticated()
+        .build()
+        .context("cannot build the client-certificate verifier")?;
+    let mut cfg = ServerConfig::builder()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .context("the service certificate does not match its key")?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+/// Accepts TCP, completes TLS in spawned tasks, yields finished streams.
+pub struct TlsListener {
+    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+}
+
+impl TlsListener {
+    pub async fn bind(addr: &str, cfg: ServerConfig) -> Result<TlsListener> {
+        let tcp = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let local = tcp.local_addr()?;
+        let acceptor = TlsAcceptor::from(Arc::new(cfg));
+        let (tx, rx) = mpsc::channel(256);
+        tokio::spawn(async move {
+            loop {
+                let (sock, peer) = match tcp.accept().await {
+                    Ok(v) => v,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let acceptor = acceptor.clone();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(sock)).await {
+                        Ok(Ok(stream)) => {
+                            let _ = tx.send((stream, peer)).await;
+                        }
+                        Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        Ok(TlsListener { rx, local })
+    }
+}
+
+impl Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.rx.recv().await {
+            Some(v) => v,
+            // The accept task never ends while the listener lives.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+/// What handlers learn about the connection.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    /// The verified client certificate (leaf, DER), if one was presented.
+    pub client_cert: Option<Vec<u8>>,
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for ConnInfo {
+    fn connect_info(s: IncomingStream<'_, TlsListener>) -> Self {
+        let client_cert = s
+            .io()
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.as_ref().to_vec());
+        ConnInfo {
+            peer: *s.remote_addr(),
+            client_cert,
+        }
+    }
+}
