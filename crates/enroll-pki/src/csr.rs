@@ -200,6 +200,27 @@ fn key_info(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<KeyInf
     }
 }
 
+/// Builds a PKCS#10 request (PEM) for `subject`, asking for the key usages
+/// and extended key usage of `profile`, signed with `key`.
+pub fn build_request(
+    subject: &[(crate::profile::DnAttr, String)],
+    profile: crate::Profile,
+    key: &rcgen::KeyPair,
+) -> Result<String, crate::PkiError> {
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = crate::profile::distinguished_name(subject)?;
+    let rsa = [
+        &rcgen::PKCS_RSA_SHA256,
+        &rcgen::PKCS_RSA_SHA384,
+        &rcgen::PKCS_RSA_SHA512,
+    ]
+    .contains(&key.algorithm());
+    let (ku, eku) = crate::profile::usages(profile, rsa);
+    params.key_usages = ku;
+    params.extended_key_usages = eku;
+    Ok(params.serialize_request(key)?.pem()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -105,6 +105,31 @@ pub(crate) fn distinguished_name(
     Ok(dn)
 }
 
+/// Key usages and extended key usages of a profile, for an RSA key or not.
+pub(crate) fn usages(
+    profile: Profile,
+    rsa: bool,
+) -> (Vec<KeyUsagePurpose>, Vec<ExtendedKeyUsagePurpose>) {
+    let ku = match (profile, rsa) {
+        // An EC key cannot encipher: digitalSignature is all it can do.
+        (_, false) => vec![KeyUsagePurpose::DigitalSignature],
+        (Profile::ClientAuth | Profile::ServerAuth, true) => vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+            KeyUsagePurpose::DataEncipherment,
+        ],
+        (Profile::ServiceTls | Profile::Operator, true) => vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ],
+    };
+    let eku = match profile {
+        Profile::ClientAuth | Profile::Operator => vec![ExtendedKeyUsagePurpose::ClientAuth],
+        Profile::ServerAuth | Profile::ServiceTls => vec![ExtendedKeyUsagePurpose::ServerAuth],
+    };
+    (ku, eku)
+}
+
 impl IssueParams {
     /// Pre-signing checks: the certificate we are about to sign must make
     /// sense on its own, whatever the caller computed.
@@ -141,26 +166,9 @@ impl IssueParams {
         // subject key identifier, both expected in end-entity certificates.
         p.is_ca = IsCa::ExplicitNoCa;
         p.use_authority_key_identifier_extension = true;
-        let rsa = matches!(self.key, KeyInfo::Rsa { .. });
-        p.key_usages = match (self.profile, rsa) {
-            // An EC key cannot encipher: digitalSignature is all it can do.
-            (_, false) => vec![KeyUsagePurpose::DigitalSignature],
-            (Profile::ClientAuth | Profile::ServerAuth, true) => vec![
-                KeyUsagePurpose::DigitalSignature,
-                KeyUsagePurpose::KeyEncipherment,
-                KeyUsagePurpose::DataEncipherment,
-            ],
-            (Profile::ServiceTls | Profile::Operator, true) => vec![
-                KeyUsagePurpose::DigitalSignature,
-                KeyUsagePurpose::KeyEncipherment,
-            ],
-        };
-        p.extended_key_usages = match self.profile {
-            Profile::ClientAuth | Profile::Operator => vec![ExtendedKeyUsagePurpose::ClientAuth],
-            Profile::ServerAuth | Profile::ServiceTls => {
-                vec![ExtendedKeyUsagePurpose::ServerAuth]
-            }
-        };
+        let (ku, eku) = usages(self.profile, matches!(self.key, KeyInfo::Rsa { .. }));
+        p.key_usages = ku;
+        p.extended_key_usages = eku;
         for name in &self.dns_names {
             p.subject_alt_names
                 .push(SanType::DnsName(name.clone().try_into().map_err(|_| {

@@ -31,6 +31,7 @@ pub fn router(ra: Shared) -> Router {
         .route("/api/v1/test", get(test))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_response(problem_for_rejections))
         .with_state(ra)
 }
 
@@ -162,6 +163,34 @@ impl From<RaError> for ApiError {
 }
 
 type ApiResult<T> = Result<T, ApiError>;
+
+/// axum's own rejections (body too large, wrong method, bad content) come
+/// as plain text; clients get a problem document like everywhere else.
+async fn problem_for_rejections(resp: Response) -> Response {
+    let status = resp.status();
+    let is_problem = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if status.as_u16() < 400 || is_problem {
+        return resp;
+    }
+    let (code, detail) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "request.too-large",
+            format!("the request body is larger than {} KiB", MAX_BODY / 1024),
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "request.method",
+            "this endpoint does not accept that HTTP method".to_owned(),
+        ),
+        _ => (
+            "request.malformed",
+            "the request could not be read".to_owned(),
+        ),
+    };
+    ApiError::new(status, code, "Request refused", detail).into_response()
+}
 
 async fn healthz() -> &'static str {
     "ok\n"

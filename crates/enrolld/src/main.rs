@@ -118,6 +118,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     // Both rustls providers can end up in the tree; choose ours explicitly.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -209,11 +210,8 @@ async fn serve(args: DataArgs, listen: Option<String>) -> Result<()> {
         std::fs::read_to_string(app.data.file(rel))
             .with_context(|| format!("cannot read {}", app.data.file(rel).display()))
     };
-    let tls_cfg = tls::server_config(
-        &read("tls/server.pem")?,
-        &read("tls/server.key")?,
-        &read("ca/root.pem")?,
-    )?;
+    let anchors = format!("{}{}", read("ca/root.pem")?, read("ca/issuing.pem")?);
+    let tls_cfg = tls::server_config(&read("tls/server.pem")?, &read("tls/server.key")?, &anchors)?;
     let listener = tls::TlsListener::bind(&listen, tls_cfg).await?;
     let local = axum::serve::Listener::local_addr(&listener)?;
     tracing::info!(

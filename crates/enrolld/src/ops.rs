@@ -384,6 +384,7 @@ fn request_json(r: &RequestRecord) -> serde_json::Value {
             "ip_address": r.source_addr, "phone": d.phone, "description": d.description,
         },
         "package_id": r.package_id,
+        "csr_pem": enroll_pki::pem::encode("CERTIFICATE REQUEST", &r.csr_der),
         "submitted_at": r.submitted_at.0,
         "decided_at": r.decided_at.map(|t| t.0),
         "decided_by": r.decided_by,

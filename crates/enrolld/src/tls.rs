@@ -21,9 +21,15 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Builds the server's TLS configuration: TLS 1.2 and 1.3, the service
 /// certificate, and client certificates that are optional at the TLS layer
-/// (the API authenticates by package credential) but verified against the
-/// root when presented.
-pub fn server_config(cert_chain_pem: &str, key_pem: &str, root_pem: &str) -> Result<ServerConfig> {
+/// (the API authenticates by package credential) but verified when
+/// presented. `anchors_pem` holds the root and the issuing CA: trusting the
+/// issuing CA too lets clients that send their leaf alone (curl with a bare
+/// cert.pem) connect, and it is our own CA either way.
+pub fn server_config(
+    cert_chain_pem: &str,
+    key_pem: &str,
+    anchors_pem: &str,
+) -> Result<ServerConfig> {
     let chain: Vec<CertificateDer<'static>> =
         CertificateDer::pem_slice_iter(cert_chain_pem.as_bytes())
             .collect::<Result<_, _>>()
@@ -31,10 +37,10 @@ pub fn server_config(cert_chain_pem: &str, key_pem: &str, root_pem: &str) -> Res
     let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
         .context("the service key is not valid PEM")?;
     let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(root_pem.as_bytes()) {
+    for c in CertificateDer::pem_slice_iter(anchors_pem.as_bytes()) {
         roots
-            .add(c.context("the root certificate is not valid PEM")?)
-            .context("the root certificate is not usable as a trust anchor")?;
+            .add(c.context("a CA certificate is not valid PEM")?)
+            .context("a CA certificate is not usable as a trust anchor")?;
     }
     let verifier = WebPkiClientVerifier::builder(Arc::new(roots))
         .allow_unauthenticated()

@@ -1,0 +1,658 @@
+//! One function per client command. Each returns the process exit code.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use clap::builder::TypedValueParser as _;
+use enroll_core::{CountryCode, OrgCode, RequestKind, SubjectFields, SubjectInput};
+use enroll_pki::profile::subject_of;
+use enroll_pki::{CertInfo, KeyType, Profile};
+use enroll_proto as proto;
+use serde_json::json;
+
+use crate::api::{Api, ApiError};
+use crate::eventlog::EventLog;
+use crate::identity::Identity;
+use crate::package::Package;
+use crate::store::{LocalRequest, LocalStore, write_atomic};
+use crate::testconn;
+use crate::{Cli, Command};
+
+#[derive(Args, Debug)]
+pub struct SubmitArgs {
+    /// Locality / city (goes into the certificate as L).
+    #[arg(long)]
+    locality: String,
+    /// State / province (ST).
+    #[arg(long)]
+    state: String,
+    /// Email address (E).
+    #[arg(long)]
+    email: String,
+    /// RSA key length in bits.
+    #[arg(long, default_value_t = 2048, value_parser = clap::builder::PossibleValuesParser::new(["2048", "3072", "4096"]).map(|s| s.parse::<u32>().unwrap_or(2048)))]
+    key_length: u32,
+    /// Phone number for the approver.
+    #[arg(long)]
+    phone: Option<String>,
+    /// Free text that helps the manager identify the request (office, purpose…).
+    #[arg(long)]
+    description: Option<String>,
+    /// The server's public host name (server packages only; a workstation's
+    /// common name is its hardware identity).
+    #[arg(long, value_name = "HOST")]
+    common_name: Option<String>,
+}
+
+struct Ctx {
+    pkg: Package,
+    store: LocalStore,
+    log: EventLog,
+    json: bool,
+}
+
+pub fn run(cli: Cli) -> Result<u8> {
+    let pkg = Package::locate(cli.package.as_deref(), cli.env.as_deref())?;
+    let store = LocalStore::for_package(&pkg)?;
+    let log = EventLog::new(&pkg.root, pkg.env());
+    let ctx = Ctx {
+        pkg,
+        store,
+        log,
+        json: cli.json,
+    };
+    match cli.command {
+        Command::Info => info(&ctx),
+        Command::Submit(a) => submit(&ctx, a),
+        Command::Status => status(&ctx),
+        Command::Get => get(&ctx),
+        Command::Test => test(&ctx),
+        Command::SubjectName { id } => subject_name(&ctx, id),
+    }
+}
+
+fn print_json(v: &serde_json::Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn fmt_time(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| {
+            d.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| t.to_string())
+}
+
+fn kind(pkg: &Package) -> RequestKind {
+    if pkg.file.server {
+        RequestKind::Server
+    } else {
+        RequestKind::Workstation
+    }
+}
+
+fn info(ctx: &Ctx) -> Result<u8> {
+    let p = &ctx.pkg.file;
+    let id = Identity::detect()?;
+    let cn = if p.server {
+        "(the server's public host name, given with --common-name)".to_owned()
+    } else {
+        id.hardware_id()
+    };
+    if ctx.json {
+        print_json(&json!({
+            "environment": p.environment,
+            "service_url": p.url,
+            "package": ctx.pkg.root,
+            "package_id": p.package_id,
+            "environment_folder": ctx.pkg.env_dir,
+            "store": ctx.store.dir,
+            "certificate_request": {
+                "organization": {"code": p.org_code, "name": p.org_name},
+                "country": p.country,
+                "locality": null, "state": null, "email": null,
+                "key_length": 2048,
+                "key_lengths_allowed": [2048, 3072, 4096],
+                "organization_unit": ctx.pkg.ou(),
+                "key_usage": ["DigitalSignature", "KeyEncipherment", "DataEncipherment"],
+                "extended_key_usage": ["ClientAuth"],
+                "common_name": cn,
+                "common_name_editable": p.server,
+            },
+            "client_details": {
+                "fqdn": id.fqdn, "mac": id.mac, "nic_id": id.nic_id,
+                "processor_id": id.processor_id, "os_version": id.os_version,
+                "os_type": id.os_type, "requester": id.requester,
+                "ip_address": "(as the service sees it)",
+                "enrollment_type": p.enrollment_type,
+                "phone": null, "description": null,
+            },
+            "allow_external": p.allow_external,
+        }))?;
+    } else {
+        println!("Environment:          {}", p.environment);
+        println!("Enrollment service:   {}", p.url);
+        println!(
+            "Package:              {} ({})",
+            ctx.pkg.env_dir.display(),
+            p.package_id
+        );
+        println!();
+        println!("Certificate request");
+        println!("  Organization:       [{}, {}]", p.org_code, p.org_name);
+        println!("  Country:            {}", p.country);
+        println!("  Locality / City:    (editable: --locality)");
+        println!("  State / Province:   (editable: --state)");
+        println!("  Email:              (editable: --email)");
+        println!("  Key length:         2048 (editable: --key-length 2048|3072|4096)");
+        println!("  Organization unit:  {}", ctx.pkg.ou());
+        println!("  Key usage:          DigitalSignature, KeyEncipherment, DataEncipherment");
+        println!("  Extended key usage: ClientAuth");
+        println!("  Common name:        {cn}");
+        println!();
+        println!("Client details");
+        println!("  Machine FQDN:       {}", id.fqdn);
+        println!("  MAC address:        {}", id.mac);
+        println!("  NIC id:             {}", id.nic_id);
+        println!("  Processor id:       {}", id.processor_id);
+        println!("  OS version:         {}", id.os_version);
+        println!("  OS type:            {}", id.os_type);
+        println!("  Requester:          {}", id.requester);
+        println!("  IP address:         (as the service sees it)");
+        println!("  Enrollment type:    {}", p.enrollment_type);
+        println!("  Phone:              (editable: --phone)");
+        println!("  Description:        (editable: --description)");
+        println!();
+        println!("Certificate store:    {}", ctx.store.dir.display());
+    }
+    ctx.log.record("info", "ok");
+    Ok(0)
+}
+
+/// Shows a spinner on a terminal while a long step runs.
+fn with_progress<T>(label: &str, f: impl FnOnce() -> T) -> T {
+    if !std::io::stderr().is_terminal() {
+        return f();
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = done.clone();
+    let label = label.to_owned();
+    let spinner = std::thread::spawn(move || {
+        let frames = ['|', '/', '-', '\\'];
+        let mut i = 0usize;
+        while !flag.load(Ordering::Relaxed) {
+            eprint!("\r{label} {}", frames.get(i % 4).copied().unwrap_or('-'));
+            i += 1;
+            std::thread::sleep(std::time::Duration::from_millis(120));
+        }
+        eprint!("\r{label} done\n");
+    });
+    let out = f();
+    done.store(true, Ordering::Relaxed);
+    let _ = spinner.join();
+    out
+}
+
+fn problem_exit(ctx: &Ctx, action: &str, e: ApiError) -> Result<u8> {
+    ctx.log.record(action, &format!("failed: {e}"));
+    if ctx.json
+        && let ApiError::Problem(p) = &e
+    {
+        print_json(&serde_json::to_value(&**p)?)?;
+    }
+    match &e {
+        ApiError::Problem(p) if !p.problems.is_empty() => {
+            eprintln!("error: {}", p.title);
+            for item in &p.problems {
+                eprintln!("  - {}: {}", item.code, item.message);
+            }
+        }
+        _ => eprintln!("error: {e}"),
+    }
+    Ok(1)
+}
+
+fn submit(ctx: &Ctx, a: SubmitArgs) -> Result<u8> {
+    let p = &ctx.pkg.file;
+    let id = Identity::detect()?;
+    let kind = kind(&ctx.pkg);
+    let common_name = match (kind, a.common_name) {
+        (RequestKind::Server, Some(cn)) => cn,
+        (RequestKind::Server, None) => {
+            bail!("this is a server package: give the server's public host name with --common-name")
+        }
+        (_, Some(_)) => bail!(
+            "a workstation's common name is its hardware identity ({}); --common-name is for server packages",
+            id.hardware_id()
+        ),
+        (_, None) => id.hardware_id(),
+    };
+    // The same policy the service applies, for feedback before any key is made.
+    let subject_input = SubjectInput {
+        common_name,
+        email: Some(a.email),
+        locality: Some(a.locality),
+        state: Some(a.state),
+    };
+    let org = OrgCode::parse(&p.org_code).map_err(|e| anyhow::anyhow!("package: {e}"))?;
+    let country = CountryCode::parse(&p.country).map_err(|e| anyhow::anyhow!("package: {e}"))?;
+    let fields = match SubjectFields::build(&subject_input, org, country, kind) {
+        Ok(f) => f,
+        Err(problems) => {
+            for pr in &problems {
+                eprintln!("error: {pr}");
+            }
+            ctx.log.record("submit", "refused locally: invalid fields");
+            return Ok(1);
+        }
+    };
+    ctx.store.ensure()?;
+    let key_type =
+        KeyType::rsa(a.key_length).context("the key length must be 2048, 3072 or 4096")?;
+    let key = with_progress(
+        &format!("Generating an RSA {}-bit key", a.key_length),
+        || key_type.generate(),
+    )
+    .context("key generation failed")?;
+    let csr_pem = enroll_pki::csr::build_request(&subject_of(&fields), Profile::ClientAuth, &key)
+        .context("cannot build the certificate request")?;
+    // The key is on disk, owner-only, before the request leaves the machine.
+    let tmp_key = ctx
+        .store
+        .dir
+        .join("pending")
+        .join(format!("new-{}.key", std::process::id()));
+    write_atomic(&tmp_key, key.serialize_pem().as_bytes(), 0o600)?;
+    let req = proto::SubmitRequest {
+        csr_pem,
+        key_length: Some(a.key_length),
+        subject: proto::SubjectInput {
+            common_name: subject_input.common_name.clone(),
+            email: subject_input.email.clone(),
+            locality: subject_input.locality.clone(),
+            state: subject_input.state.clone(),
+        },
+        details: proto::Details {
+            fqdn: Some(id.fqdn.clone()),
+            mac: Some(id.mac.clone()),
+            nic_id: Some(id.nic_id.clone()),
+            processor_id: Some(id.processor_id.clone()),
+            os_version: Some(id.os_version.clone()),
+            os_type: Some(id.os_type.clone()),
+            requester: Some(id.requester.clone()),
+            phone: a.phone,
+            description: a.description,
+        },
+    };
+    let api = Api::new(&ctx.pkg)?;
+    let resp = match api.submit(&req) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp_key);
+            return problem_exit(ctx, "submit", e);
+        }
+    };
+    std::fs::rename(&tmp_key, ctx.store.pending_key(resp.id))
+        .context("cannot keep the pending key")?;
+    let mut state = ctx.store.load()?;
+    for r in state.requests.iter_mut() {
+        if resp.cancelled.contains(&r.id) {
+            r.status = "Cancelled".into();
+            r.reason = Some(format!("superseded by request {}", resp.id));
+        }
+    }
+    state.requests.push(LocalRequest {
+        id: resp.id,
+        status: resp.status.clone(),
+        common_name: fields.common_name.clone(),
+        kind: kind.as_str().into(),
+        enrollment_type: p.enrollment_type.clone(),
+        submitted_at: now(),
+        requested_by: Some(id.requester.clone()),
+        downloaded_at: None,
+        downloaded_by: None,
+        reason: None,
+        subject_name: Some(fields.subject_name()),
+        certificate_path: None,
+        key_path: None,
+    });
+    ctx.store.save(&state)?;
+    for c in &resp.cancelled {
+        ctx.log
+            .record("submit", &format!("request {c} cancelled (superseded)"));
+    }
+    ctx.log.record(
+        "submit",
+        &format!("request {} submitted, {}", resp.id, resp.status),
+    );
+    if ctx.json {
+        print_json(&json!({
+            "id": resp.id, "status": resp.status, "cancelled": resp.cancelled,
+            "common_name": fields.common_name, "subject_name": fields.subject_name(),
+        }))?;
+    } else {
+        println!("Request {} submitted: {}", resp.id, resp.status);
+        for c in &resp.cancelled {
+            println!("  your earlier pending request {c} is now Cancelled");
+        }
+        println!("Run `enroll get` once a manager has approved it.");
+    }
+    Ok(0)
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn merge(local: &mut LocalRequest, s: &proto::RequestState) {
+    local.status = s.status.clone();
+    local.common_name = s.common_name.clone();
+    local.kind = s.kind.clone();
+    local.enrollment_type = s.enrollment_type.clone();
+    local.submitted_at = s.submitted_at;
+    local.requested_by = s.requested_by.clone();
+    local.downloaded_at = s.downloaded_at;
+    local.downloaded_by = s.downloaded_by.clone();
+    local.reason = s.reason.clone();
+    local.subject_name = Some(s.subject_name.clone());
+}
+
+/// A Rejected or Cancelled request will never get a certificate: its
+/// pending key is useless and is removed.
+fn forget_dead_key(ctx: &Ctx, r: &LocalRequest) {
+    if matches!(r.status.as_str(), "Rejected" | "Cancelled") {
+        let _ = std::fs::remove_file(ctx.store.pending_key(r.id));
+    }
+}
+
+fn table_json(reqs: &[LocalRequest]) -> serde_json::Value {
+    json!(
+        reqs.iter()
+            .map(|r| json!({
+                "id": r.id, "status": r.status, "common_name": r.common_name,
+                "submitted_at": r.submitted_at, "requested_by": r.requested_by,
+                "downloaded_at": r.downloaded_at, "downloaded_by": r.downloaded_by,
+                "enrollment_type": r.enrollment_type, "kind": r.kind, "reason": r.reason,
+                "subject_name": r.subject_name,
+                "certificate_path": r.certificate_path, "key_path": r.key_path,
+            }))
+            .collect::<Vec<_>>()
+    )
+}
+
+fn print_table(reqs: &[LocalRequest]) {
+    if reqs.is_empty() {
+        println!("No requests yet: `enroll submit` makes one.");
+        return;
+    }
+    println!(
+        "{:>6}  {:<10} {:<24} {:<16} {:<12} {:<16} {:<20} TYPE",
+        "ID", "STATUS", "COMMON NAME", "SUBMITTED", "REQUESTED BY", "DOWNLOADED", "DOWNLOADED BY"
+    );
+    for r in reqs {
+        let mut cn = r.common_name.clone();
+        if cn.chars().count() > 24 {
+            cn = format!("{}…", cn.chars().take(23).collect::<String>());
+        }
+        println!(
+            "{:>6}  {:<10} {:<24} {:<16} {:<12} {:<16} {:<20} {}",
+            r.id,
+            r.status,
+            cn,
+            fmt_time(r.submitted_at),
+            r.requested_by.as_deref().unwrap_or("-"),
+            r.downloaded_at.map(fmt_time).unwrap_or_else(|| "-".into()),
+            r.downloaded_by.as_deref().unwrap_or("-"),
+            r.enrollment_type
+        );
+    }
+}
+
+/// Refreshes the local table from the service, without installing.
+fn status(ctx: &Ctx) -> Result<u8> {
+    let mut state = ctx.store.load()?;
+    let mut offline = None;
+    if !state.requests.is_empty() {
+        let api = Api::new(&ctx.pkg)?;
+        for r in state.requests.iter_mut() {
+            match api.state(r.id) {
+                Ok(s) => {
+                    merge(r, &s);
+                    forget_dead_key(ctx, r);
+                }
+                Err(e @ ApiError::Unreachable { .. }) => {
+                    offline = Some(e.to_string());
+                    break;
+                }
+                Err(e) => eprintln!("warning: request {}: {e}", r.id),
+            }
+        }
+        if offline.is_none() {
+            ctx.store.save(&state)?;
+        }
+    }
+    if let Some(why) = &offline {
+        eprintln!("warning: showing the last known statuses: {why}");
+    }
+    if ctx.json {
+        print_json(&table_json(&state.requests))?;
+    } else {
+        print_table(&state.requests);
+    }
+    ctx.log
+        .record("status", &format!("{} requests", state.requests.len()));
+    Ok(0)
+}
+
+fn get(ctx: &Ctx) -> Result<u8> {
+    let mut state = ctx.store.load()?;
+    if state.requests.is_empty() {
+        if ctx.json {
+            print_json(&json!([]))?;
+        } else {
+            println!("No requests yet: `enroll submit` makes one.");
+        }
+        return Ok(0);
+    }
+    let api = Api::new(&ctx.pkg)?;
+    let mut failures = 0;
+    let mut lines = Vec::new();
+    state.requests.sort_by_key(|r| r.id);
+    for r in state.requests.iter_mut() {
+        let s = match api.state(r.id) {
+            Ok(s) => s,
+            Err(e @ ApiError::Unreachable { .. }) => {
+                ctx.log.record("get", &format!("failed: {e}"));
+                bail!("{e}");
+            }
+            Err(e) => {
+                failures += 1;
+                lines.push(format!("request {}: {e}", r.id));
+                continue;
+            }
+        };
+        let before = r.status.clone();
+        merge(r, &s);
+        forget_dead_key(ctx, r);
+        let line = match s.status.as_str() {
+            "Approved" if s.kind != "external" => match install(ctx, &api, r, &s) {
+                Ok(()) => format!(
+                    "request {}: certificate installed in {}",
+                    r.id,
+                    ctx.store.dir.display()
+                ),
+                Err(e) => {
+                    failures += 1;
+                    format!("request {}: approved, but not installed: {e:#}", r.id)
+                }
+            },
+            "Rejected" => format!(
+                "request {}: rejected: {}",
+                r.id,
+                s.reason.as_deref().unwrap_or("no reason given")
+            ),
+            "Cancelled" => format!(
+                "request {}: cancelled ({})",
+                r.id,
+                s.reason.as_deref().unwrap_or("superseded")
+            ),
+            other if other != before => format!("request {}: {before} -> {other}", r.id),
+            other => format!("request {}: {other}", r.id),
+        };
+        ctx.log.record("get", &line);
+        lines.push(line);
+    }
+    ctx.store.save(&state)?;
+    if ctx.json {
+        print_json(&table_json(&state.requests))?;
+    } else {
+        for l in &lines {
+            println!("{l}");
+        }
+    }
+    Ok(if failures > 0 { 1 } else { 0 })
+}
+
+/// Installs an approved certificate with its pending key, then tells the
+/// service. The pending key is removed only once the service knows.
+fn install(ctx: &Ctx, api: &Api, r: &mut LocalRequest, s: &proto::RequestState) -> Result<()> {
+    let cert_pem = s
+        .certificate_pem
+        .as_deref()
+        .context("the service sent no certificate")?;
+    let chain_pem = s.chain_pem.as_deref().unwrap_or_default();
+    let pending = ctx.store.pending_key(r.id);
+    let key_pem = std::fs::read_to_string(&pending).with_context(|| {
+        format!(
+            "the private key of request {} is not on this machine ({}); it was requested \
+             elsewhere or the store was wiped: submit a new request",
+            r.id,
+            pending.display()
+        )
+    })?;
+    let key = enroll_pki::keys::load_key_pem(&key_pem)?;
+    let info = CertInfo::from_pem(cert_pem)?;
+    if info.spki_der != enroll_pki::keys::spki_der(&key) {
+        bail!("the certificate does not match this request's key; refusing to install it");
+    }
+    write_atomic(&ctx.store.key_path(), key_pem.as_bytes(), 0o600)?;
+    write_atomic(&ctx.store.cert_path(), cert_pem.as_bytes(), 0o644)?;
+    write_atomic(&ctx.store.chain_path(), chain_pem.as_bytes(), 0o644)?;
+    let issuing = enroll_pki::pem::decode_all(chain_pem, "CERTIFICATE")
+        .ok()
+        .and_then(|v| v.into_iter().next())
+        .map(|der| enroll_pki::pem::encode("CERTIFICATE", &der))
+        .unwrap_or_default();
+    write_atomic(
+        &ctx.store.fullchain_path(),
+        format!("{cert_pem}{issuing}").as_bytes(),
+        0o644,
+    )?;
+    r.certificate_path = Some(ctx.store.cert_path());
+    r.key_path = Some(ctx.store.key_path());
+    let done = api.installed(r.id).map_err(|e| anyhow::anyhow!("{e}"))?;
+    merge(r, &done);
+    let _ = std::fs::remove_file(&pending);
+    Ok(())
+}
+
+fn test(ctx: &Ctx) -> Result<u8> {
+    let outcome = testconn::run(&ctx.pkg, &ctx.store);
+    let code = outcome.exit_code();
+    ctx.log.record(
+        "test",
+        &format!("{}: {}", outcome.name(), outcome.message()),
+    );
+    if ctx.json {
+        print_json(&json!({
+            "success": code == 0, "outcome": outcome.name(), "exit_code": code,
+            "message": outcome.message(),
+        }))?;
+    } else if code == 0 {
+        println!("{}", outcome.message());
+    } else {
+        eprintln!("test failed ({}): {}", outcome.name(), outcome.message());
+    }
+    Ok(code)
+}
+
+fn subject_name(ctx: &Ctx, id: i64) -> Result<u8> {
+    let mut state = ctx.store.load()?;
+    let known = state.requests.iter().position(|r| r.id == id);
+    let name = match known
+        .and_then(|i| state.requests.get(i))
+        .and_then(|r| r.subject_name.clone())
+    {
+        Some(n) => n,
+        None => {
+            let api = Api::new(&ctx.pkg)?;
+            let s = api.state(id).map_err(|e| anyhow::anyhow!("{e}"))?;
+            if let Some(r) = known.and_then(|i| state.requests.get_mut(i)) {
+                merge(r, &s);
+                ctx.store.save(&state)?;
+            }
+            s.subject_name
+        }
+    };
+    let copied = copy_to_clipboard(&name);
+    if ctx.json {
+        print_json(&json!({"id": id, "subject_name": name, "copied_to_clipboard": copied}))?;
+    } else {
+        println!("{name}");
+        if copied {
+            eprintln!("(copied to the clipboard)");
+        }
+    }
+    ctx.log.record("subject-name", &format!("request {id}"));
+    Ok(0)
+}
+
+/// Tries the platform's clipboard tools; never fails for lack of one.
+fn copy_to_clipboard(text: &str) -> bool {
+    let candidates: &[(&str, &[&str], Option<&str>)] = &[
+        ("wl-copy", &[], Some("WAYLAND_DISPLAY")),
+        ("xclip", &["-selection", "clipboard"], Some("DISPLAY")),
+        ("xsel", &["--clipboard", "--input"], Some("DISPLAY")),
+        ("pbcopy", &[], None),
+        ("clip.exe", &[], None),
+    ];
+    for (cmd, args, needs) in candidates {
+        if let Some(var) = needs
+            && std::env::var_os(var).is_none()
+        {
+            continue;
+        }
+        if cfg!(not(target_os = "macos")) && *cmd == "pbcopy" {
+            continue;
+        }
+        let child = std::process::Command::new(cmd)
+            .args(*args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        if let Ok(mut child) = child {
+            use std::io::Write;
+            let wrote = child
+                .stdin
+                .take()
+                .map(|mut s| s.write_all(text.as_bytes()).is_ok())
+                .unwrap_or(false);
+            if wrote && child.wait().map(|s| s.success()).unwrap_or(false) {
+                return true;
+            }
+        }
+    }
+    false
+}
