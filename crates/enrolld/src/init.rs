@@ -23,6 +23,8 @@ pub struct InitOptions {
     pub listen: String,
     pub validity_days: u32,
     pub ca_name: String,
+    /// A database URL (PostgreSQL) instead of the embedded SQLite file.
+    pub database: Option<String>,
 }
 
 impl Default for InitOptions {
@@ -33,6 +35,7 @@ impl Default for InitOptions {
             listen: DEFAULT_LISTEN.into(),
             validity_days: 365,
             ca_name: "Enroll".into(),
+            database: None,
         }
     }
 }
@@ -134,7 +137,7 @@ async fn build(staging: &Path, opts: &InitOptions) -> Result<()> {
     let config = Config {
         version: 1,
         listen: opts.listen.clone(),
-        database: None,
+        database: opts.database.clone(),
         hostnames: opts.hostnames.clone(),
         validity_days: opts.validity_days,
         key_type: key_type_name(opts.key_type).into(),

@@ -64,6 +64,10 @@ enum Command {
         /// Name of the CA (its certificates' O and CN prefix).
         #[arg(long, default_value = "Enroll", value_name = "NAME")]
         ca_name: String,
+        /// Database URL to record in the configuration, e.g.
+        /// postgres://enroll@db.example/enroll (default: SQLite in DIR).
+        #[arg(long, value_name = "URL", env = "ENROLLD_DATABASE")]
+        database: Option<String>,
     },
     /// Runs the HTTPS service (initialising DIR first if it does not exist).
     #[command(
@@ -150,6 +154,7 @@ async fn run(cli: Cli) -> Result<()> {
             listen,
             validity_days,
             ca_name,
+            database,
         } => {
             let key_type = enroll_pki::KeyType::parse(&key_type)
                 .filter(|k| {
@@ -166,6 +171,7 @@ async fn run(cli: Cli) -> Result<()> {
                 listen,
                 validity_days,
                 ca_name,
+                database,
                 ..Default::default()
             };
             if !hostnames.is_empty() {

@@ -1,0 +1,314 @@
+//! The storage contract, run against SQLite (a real file) and PostgreSQL
+//! (a fresh database per run, on `$ENROLL_TEST_POSTGRES`, default
+//! `postgres://postgres@127.0.0.1:5432/test`). Both backends must behave
+//! the same: a PostgreSQL that cannot be reached fails the test.
+
+// A panic in a test is a failed test: unwrapping is how tests say so.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing)]
+
+use enroll_core::{
+    ClientDetails, CountryCode, EnrollmentType, OrgCode, RequestId, RequestKind, RequestStatus,
+    SubjectFields, UnixTime,
+};
+use enroll_store::{
+    AuditEvent, CertRecord, NewRequest, OrgRecord, PackageRecord, RequestFilter, SqlStore,
+    StatusChange, Store, StoreError,
+};
+use sqlx::Connection;
+
+fn unique(tag: &str) -> String {
+    format!(
+        "enroll_{tag}_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    )
+}
+
+fn org() -> OrgRecord {
+    OrgRecord {
+        code: OrgCode::parse("J1CFRA").unwrap(),
+        name: "France - La Poste".into(),
+        country: CountryCode::parse("FR").unwrap(),
+        created_at: UnixTime(1_700_000_000),
+    }
+}
+
+fn package(id: &str) -> PackageRecord {
+    PackageRecord {
+        id: id.into(),
+        org: OrgCode::parse("J1CFRA").unwrap(),
+        environment: "Prod".into(),
+        enrollment_type: EnrollmentType::Machine,
+        server: false,
+        allow_external: true,
+        url: "https://enroll.example:8443".into(),
+        credential_hash: "ab".repeat(32),
+        created_at: UnixTime(1_700_000_001),
+        revoked_at: None,
+    }
+}
+
+fn request(cn: &str, at: i64) -> NewRequest {
+    NewRequest {
+        package_id: "pkg-1".into(),
+        kind: RequestKind::Workstation,
+        enrollment_type: EnrollmentType::Machine,
+        subject: SubjectFields {
+            email: Some("it@laposte.example".into()),
+            country: CountryCode::parse("FR").unwrap(),
+            state: Some("IDF".into()),
+            locality: Some("Paris".into()),
+            organization: OrgCode::parse("J1CFRA").unwrap(),
+            organization_unit: "Workstation".into(),
+            common_name: cn.into(),
+        },
+        key_desc: "RSA 2048".into(),
+        key_length: Some(2048),
+        csr_der: vec![0x30, 0x03, 0x02, 0x01, 0x00],
+        details: ClientDetails {
+            description: Some("Office <12> \"front\"".into()),
+            requester: Some("alice".into()),
+            ..Default::default()
+        },
+        source_addr: Some("192.0.2.7".into()),
+        submitted_at: UnixTime(at),
+    }
+}
+
+fn event(action: &str) -> AuditEvent {
+    AuditEvent {
+        at: UnixTime(1_700_000_100),
+        actor: "package:pkg-1".into(),
+        role: "client".into(),
+        source_addr: Some("192.0.2.7".into()),
+        request_id: None,
+        action: action.into(),
+        from_status: None,
+        to_status: None,
+        detail: None,
+    }
+}
+
+fn change(
+    id: RequestId,
+    from: RequestStatus,
+    to: RequestStatus,
+    serial: Option<&str>,
+) -> StatusChange {
+    let mut audit = event("approve");
+    audit.request_id = Some(id);
+    audit.from_status = Some(from);
+    audit.to_status = Some(to);
+    StatusChange {
+        id,
+        from,
+        to,
+        at: UnixTime(1_700_000_200),
+        decision: Some(("cli:admin".into(), None)),
+        downloaded_by: None,
+        certificate: serial.map(|s| CertRecord {
+            serial: s.into(),
+            request_id: Some(id),
+            der: vec![1, 2, 3],
+            not_before: UnixTime(1),
+            not_after: UnixTime(2),
+            revoked_at: None,
+            revocation_reason: None,
+        }),
+        audit,
+    }
+}
+
+async fn contract(s: &SqlStore) {
+    // Organizations and packages.
+    s.add_org(&org()).await.unwrap();
+    assert!(matches!(
+        s.add_org(&org()).await,
+        Err(StoreError::Duplicate(_))
+    ));
+    assert_eq!(s.org("J1CFRA").await.unwrap(), Some(org()));
+    assert_eq!(s.org("NOPE").await.unwrap(), None);
+    s.add_package(&package("pkg-1")).await.unwrap();
+    let p = s.package("pkg-1").await.unwrap().unwrap();
+    assert_eq!(p, package("pkg-1"));
+
+    // Submit; a second request for the same machine cancels the first.
+    let (id1, gone) = s
+        .submit(&request("HOST-A", 10), &event("submit"), &event("cancel"))
+        .await
+        .unwrap();
+    assert!(gone.is_empty());
+    let (id2, gone) = s
+        .submit(&request("HOST-A", 11), &event("submit"), &event("cancel"))
+        .await
+        .unwrap();
+    assert_eq!(gone, vec![id1]);
+    let (id3, gone) = s
+        .submit(&request("HOST-B", 12), &event("submit"), &event("cancel"))
+        .await
+        .unwrap();
+    assert!(
+        gone.is_empty(),
+        "another machine's request is not cancelled"
+    );
+    let r1 = s.request(id1).await.unwrap().unwrap();
+    assert_eq!(r1.status, RequestStatus::Cancelled);
+    assert_eq!(
+        r1.reason.as_deref(),
+        Some(format!("superseded by request {id2}").as_str())
+    );
+    let r2 = s.request(id2).await.unwrap().unwrap();
+    assert_eq!(r2.status, RequestStatus::Pending);
+    assert_eq!(
+        r2.details.description.as_deref(),
+        Some("Office <12> \"front\"")
+    );
+    assert_eq!(r2.subject, request("HOST-A", 0).subject);
+    let h1 = s.audit_for_request(id1).await.unwrap();
+    assert_eq!(
+        h1.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        ["submit", "cancel"]
+    );
+
+    // Approve once; the second decider loses with a conflict, and nothing
+    // of the losing change is stored.
+    s.change_status(&change(
+        id2,
+        RequestStatus::Pending,
+        RequestStatus::Approved,
+        Some("AA01"),
+    ))
+    .await
+    .unwrap();
+    let lost = s
+        .change_status(&change(
+            id2,
+            RequestStatus::Pending,
+            RequestStatus::Approved,
+            Some("AA02"),
+        ))
+        .await;
+    assert!(matches!(lost, Err(StoreError::Conflict(_))), "{lost:?}");
+    assert_eq!(s.certificate_by_serial("AA02").await.unwrap(), None);
+    let cert = s.certificate_for_request(id2).await.unwrap().unwrap();
+    assert_eq!(cert.serial, "AA01");
+    let r2 = s.request(id2).await.unwrap().unwrap();
+    assert_eq!(r2.status, RequestStatus::Approved);
+    assert_eq!(r2.decided_by.as_deref(), Some("cli:admin"));
+
+    // A serial is unique across everything signed; the failed change
+    // leaves request 3 Pending and writes no audit event.
+    let dup = s
+        .change_status(&change(
+            id3,
+            RequestStatus::Pending,
+            RequestStatus::Approved,
+            Some("AA01"),
+        ))
+        .await;
+    assert!(matches!(dup, Err(StoreError::Duplicate(_))), "{dup:?}");
+    assert_eq!(
+        s.request(id3).await.unwrap().unwrap().status,
+        RequestStatus::Pending
+    );
+    assert_eq!(s.audit_for_request(id3).await.unwrap().len(), 1);
+
+    // Listing: newest first, filters, keyset paging.
+    let all = s
+        .list_requests(&RequestFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [id3, id2, id1]
+    );
+    let pending = s
+        .list_requests(&RequestFilter {
+            status: Some(RequestStatus::Pending),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(pending.iter().map(|r| r.id).collect::<Vec<_>>(), [id3]);
+    let page2 = s
+        .list_requests(&RequestFilter {
+            before: Some(id2),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page2.iter().map(|r| r.id).collect::<Vec<_>>(), [id1]);
+    let other_org = s
+        .list_requests(&RequestFilter {
+            org: Some(OrgCode::parse("ZZ99").unwrap()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(other_org.is_empty());
+
+    // Package revocation is recorded once.
+    s.revoke_package("pkg-1", UnixTime(5), &event("package.revoke"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.package("pkg-1").await.unwrap().unwrap().revoked_at,
+        Some(UnixTime(5))
+    );
+    assert!(matches!(
+        s.revoke_package("pkg-1", UnixTime(6), &event("package.revoke"))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn sqlite_file_meets_the_contract() {
+    let dir = std::env::temp_dir().join(unique("store"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("enroll.db").display());
+    let s = SqlStore::connect(&url).await.unwrap();
+    assert_eq!(s.backend_name(), "sqlite");
+    contract(&s).await;
+    s.close().await;
+    // Reopening runs the migrations again without harm.
+    let s = SqlStore::connect(&url).await.unwrap();
+    assert!(s.org("J1CFRA").await.unwrap().is_some());
+    s.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn postgres_meets_the_contract() {
+    let admin_url = std::env::var("ENROLL_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    sqlx::any::install_default_drivers();
+    let mut admin = sqlx::AnyConnection::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} is needed by this test: {e}"));
+    let db = unique("t");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap();
+    let s = SqlStore::connect(&format!("{base}/{db}")).await.unwrap();
+    assert_eq!(s.backend_name(), "postgres");
+    contract(&s).await;
+    s.close().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {db} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+}
