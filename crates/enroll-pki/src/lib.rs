@@ -2,6 +2,8 @@
 //!
 //! - [`csr`]: parse a PKCS#10 request (PEM or DER) and verify its
 //!   proof of possession ([`ParsedCsr`]).
+//! - [`intake`]: the external CSR policy ([`intake::check_external`]) over
+//!   a strict DER reader ([`der`]).
 //! - [`keys`]: key generation and the [`Signer`] trait behind which the CA
 //!   keys sit (PEM files now, an HSM later).
 //! - [`ca`]: the two-level hierarchy (root, issuing CA) created at
@@ -14,7 +16,9 @@
 
 pub mod ca;
 pub mod csr;
+pub mod der;
 pub mod inspect;
+pub mod intake;
 pub mod keys;
 pub mod pem;
 pub mod profile;

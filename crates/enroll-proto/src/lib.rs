@@ -44,6 +44,18 @@ pub struct Details {
     pub description: Option<String>,
 }
 
+/// `POST /api/v1/external-requests`: a request for another server of the
+/// organization, from a CSR file made by that server's tools.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalSubmitRequest {
+    /// The CSR file's bytes (PEM, base64 or DER, UTF-8 or UTF-16), base64.
+    pub csr_file_base64: String,
+    /// The server's public host name.
+    pub common_name: String,
+    pub details: Details,
+}
+
 /// Answer to a submission.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SubmitResponse {
@@ -73,6 +85,10 @@ pub struct RequestState {
     pub downloaded_by: Option<String>,
     /// The rejection or cancellation reason.
     pub reason: Option<String>,
+    /// Alternative names beside the common name (external requests):
+    /// `DNS:name`, `IP:address`.
+    #[serde(default)]
+    pub alt_names: Vec<String>,
     /// The issued certificate, once approved.
     pub certificate_pem: Option<String>,
     /// Issuing CA then root, PEM.

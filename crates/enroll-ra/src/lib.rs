@@ -22,8 +22,8 @@ use enroll_core::{
 use enroll_pki::profile::{DnAttr, subject_of};
 use enroll_pki::{CsrError, IssueParams, IssuingCa, KeyInfo, ParsedCsr, PkiError, Profile, Serial};
 use enroll_store::{
-    AuditEvent, CertRecord, NewRequest, OperatorRecord, OrgRecord, PackageRecord, RequestFilter,
-    RequestRecord, StatusChange, Store, StoreError,
+    AltName, AuditEvent, CertRecord, NewRequest, OperatorRecord, OrgRecord, PackageRecord,
+    RequestFilter, RequestRecord, StatusChange, Store, StoreError,
 };
 
 /// Why a use case did not happen. Front ends map these to their own
@@ -120,6 +120,16 @@ pub struct Submission {
     /// the CSR.
     pub key_length: Option<u32>,
     pub csr: Vec<u8>,
+    pub details: ClientDetails,
+}
+
+/// What a client sends to request a certificate for another server.
+#[derive(Debug, Clone)]
+pub struct ExternalSubmission {
+    /// The CSR file's bytes, as the server's operators made it.
+    pub csr: Vec<u8>,
+    /// The server's public host name, entered by the user.
+    pub common_name: String,
     pub details: ClientDetails,
 }
 
@@ -486,9 +496,98 @@ impl<S: Store, C: Clock> Ra<S, C> {
             key_desc: csr.key.describe(),
             key_length: csr.key.rsa_bits(),
             csr_der: csr.der,
+            spki_der: csr.spki_der,
+            alt_names: Vec::new(),
             details,
             source_addr: source.map(str::to_owned),
             submitted_at: now,
+        };
+        let mut submitted = self.event(&actor, source, None, "submit");
+        submitted.to_status = Some(RequestStatus::Pending);
+        let mut cancelled = self.event(&actor, source, None, "cancel");
+        cancelled.from_status = Some(RequestStatus::Pending);
+        cancelled.to_status = Some(RequestStatus::Cancelled);
+        let (id, cancelled) = self.store.submit(&new, &submitted, &cancelled).await?;
+        Ok(Submitted { id, cancelled })
+    }
+
+    /// Stores a Pending request for another server of the organization,
+    /// from a CSR made by that server's own tools. The intake decides what
+    /// the CSR may carry; the subject is built from the package (O, C),
+    /// the entered host name (CN) and what the CSR says of L, ST and E.
+    pub async fn submit_external(
+        &self,
+        session: &PackageSession,
+        sub: ExternalSubmission,
+        source: Option<&str>,
+    ) -> Result<Submitted> {
+        let actor = session.actor();
+        if !session.package.allow_external {
+            let e = RaError::Forbidden(TransitionError::Forbidden {
+                actor: actor.to_string(),
+                action: "submit",
+                why: "this package does not allow requests for other servers; ask the central \
+                      administrator for a package with --allow-external",
+            });
+            return self
+                .refuse(&actor, source, None, "submit-external", e)
+                .await;
+        }
+        let csr = enroll_pki::intake::check_external(&sub.csr).map_err(RaError::Csr)?;
+        let mut problems = Vec::new();
+        let mut alt_names = Vec::new();
+        for d in &csr.dns_names {
+            match enroll_core::subject::check_host_name(d) {
+                Ok(d) => alt_names.push(AltName::Dns(d)),
+                Err(_) => problems.push(PolicyViolation::new(
+                    "alt_names",
+                    format!("the request's DNS name {d:?} is not a valid host name"),
+                )),
+            }
+        }
+        alt_names.extend(csr.ip_addresses.iter().map(|ip| AltName::Ip(*ip)));
+        let input = SubjectInput {
+            common_name: sub.common_name,
+            email: csr.email.clone(),
+            locality: csr.locality.clone(),
+            state: csr.state.clone(),
+        };
+        let subject = SubjectFields::build(
+            &input,
+            session.org.code.clone(),
+            session.org.country.clone(),
+            RequestKind::External,
+        )
+        .map_err(|mut p| problems.append(&mut p))
+        .ok();
+        let details = sub
+            .details
+            .validate()
+            .map_err(|mut p| problems.append(&mut p))
+            .ok();
+        let (Some(subject), Some(details), true) = (subject, details, problems.is_empty()) else {
+            return Err(RaError::Policy(problems));
+        };
+        transition(
+            RequestStatus::Pending,
+            Action::Supersede,
+            &actor,
+            RequestKind::External,
+            &session.org.code,
+        )?;
+        let new = NewRequest {
+            package_id: session.package.id.clone(),
+            kind: RequestKind::External,
+            enrollment_type: EnrollmentType::External,
+            subject,
+            key_desc: csr.key.describe(),
+            key_length: csr.key.rsa_bits(),
+            csr_der: csr.der_redacted,
+            spki_der: csr.spki_der,
+            alt_names,
+            details,
+            source_addr: source.map(str::to_owned),
+            submitted_at: self.clock.now(),
         };
         let mut submitted = self.event(&actor, source, None, "submit");
         submitted.to_status = Some(RequestStatus::Pending);
@@ -642,31 +741,38 @@ impl<S: Store, C: Clock> Ra<S, C> {
                 .refuse(actor, source, Some(id), "approve", e.into())
                 .await;
         }
-        let csr = ParsedCsr::parse(&request.csr_der).map_err(RaError::Csr)?;
+        let key = enroll_pki::intake::key_of(&request.spki_der).map_err(RaError::Csr)?;
         let now = self.clock.now();
         let profile = if request.kind == RequestKind::External {
             Profile::ServerAuth
         } else {
             Profile::ClientAuth
         };
-        let dns_names = if profile == Profile::ServerAuth {
-            vec![request.subject.common_name.clone()]
-        } else {
-            Vec::new()
-        };
+        let mut dns_names = Vec::new();
+        let mut ip_addresses = Vec::new();
+        if profile == Profile::ServerAuth {
+            dns_names.push(request.subject.common_name.clone());
+            for n in &request.alt_names {
+                match n {
+                    AltName::Dns(d) if !dns_names.contains(d) => dns_names.push(d.clone()),
+                    AltName::Dns(_) => {}
+                    AltName::Ip(ip) => ip_addresses.push(*ip),
+                }
+            }
+        }
         let mut subject = subject_of(&request.subject);
         subject.retain(|(_, v)| !v.is_empty());
         debug_assert!(subject.iter().any(|(a, _)| *a == DnAttr::CommonName));
         let issued = self.ca.issue(IssueParams {
             profile,
             subject,
-            spki_der: csr.spki_der.clone(),
-            key: csr.key,
+            spki_der: request.spki_der.clone(),
+            key,
             serial: Serial::random(&self.rng)?,
             not_before: UnixTime(now.0 - BACKDATE_SECONDS),
             not_after: now.plus_days(self.policy.validity_days),
             dns_names,
-            ip_addresses: Vec::new(),
+            ip_addresses,
         })?;
         let cert = CertRecord {
             serial: issued.serial.to_hex(),

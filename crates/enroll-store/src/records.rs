@@ -40,7 +40,12 @@ pub struct NewRequest {
     /// "RSA 2048", "ECDSA P-256"…
     pub key_desc: String,
     pub key_length: Option<u32>,
+    /// The request as received (any challenge password blanked out).
     pub csr_der: Vec<u8>,
+    /// The public key the certificate will carry.
+    pub spki_der: Vec<u8>,
+    /// Alternative names to issue beside the common name.
+    pub alt_names: Vec<AltName>,
     pub details: ClientDetails,
     pub source_addr: Option<String>,
     pub submitted_at: UnixTime,
@@ -57,6 +62,8 @@ pub struct RequestRecord {
     pub key_desc: String,
     pub key_length: Option<u32>,
     pub csr_der: Vec<u8>,
+    pub spki_der: Vec<u8>,
+    pub alt_names: Vec<AltName>,
     pub details: ClientDetails,
     pub source_addr: Option<String>,
     pub submitted_at: UnixTime,
@@ -65,6 +72,33 @@ pub struct RequestRecord {
     pub reason: Option<String>,
     pub downloaded_at: Option<UnixTime>,
     pub downloaded_by: Option<String>,
+}
+
+/// An alternative name requested for a server certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AltName {
+    Dns(String),
+    Ip(std::net::IpAddr),
+}
+
+impl AltName {
+    /// `DNS:name` or `IP:address`, as stored and shown.
+    pub fn to_text(&self) -> String {
+        match self {
+            AltName::Dns(d) => format!("DNS:{d}"),
+            AltName::Ip(ip) => format!("IP:{ip}"),
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AltName> {
+        if let Some(d) = s.strip_prefix("DNS:") {
+            Some(AltName::Dns(d.to_owned()))
+        } else {
+            s.strip_prefix("IP:")
+                .and_then(|ip| ip.parse().ok())
+                .map(AltName::Ip)
+        }
+    }
 }
 
 /// Which requests to list, newest first.

@@ -11,8 +11,8 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Row};
 
 use crate::{
-    AuditEvent, CertRecord, NewRequest, OperatorRecord, OrgRecord, PackageRecord, RequestFilter,
-    RequestRecord, Result, StatusChange, Store, StoreError,
+    AltName, AuditEvent, CertRecord, NewRequest, OperatorRecord, OrgRecord, PackageRecord,
+    RequestFilter, RequestRecord, Result, StatusChange, Store, StoreError,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,7 +133,7 @@ fn package_from_row(r: &AnyRow) -> Result<PackageRecord> {
 
 const REQUEST_COLUMNS: &str = "id, org_code, package_id, kind, enrollment_type, status, \
     common_name, email, country, state, locality, organization_unit, key_desc, key_length, \
-    csr_der, fqdn, mac, nic_id, processor_id, os_version, os_type, requester, source_addr, \
+    csr_der, spki_der, alt_names, fqdn, mac, nic_id, processor_id, os_version, os_type, requester, source_addr, \
     phone, description, submitted_at, decided_at, decided_by, reason, downloaded_at, \
     downloaded_by";
 
@@ -162,6 +162,13 @@ fn request_from_row(r: &AnyRow) -> Result<RequestRecord> {
         key_desc: r.try_get("key_desc")?,
         key_length: key_length.and_then(|k| u32::try_from(k).ok()),
         csr_der: r.try_get("csr_der")?,
+        spki_der: r.try_get("spki_der")?,
+        alt_names: r
+            .try_get::<Option<String>, _>("alt_names")?
+            .unwrap_or_default()
+            .lines()
+            .map(|l| AltName::parse(l).ok_or_else(|| corrupt("alternative name", l)))
+            .collect::<Result<_>>()?,
         details: ClientDetails {
             fqdn: r.try_get("fqdn")?,
             mac: r.try_get("mac")?,
@@ -352,9 +359,9 @@ impl Store for SqlStore {
             "INSERT INTO requests (org_code, package_id, kind, enrollment_type, status, \
              common_name, email, country, state, locality, organization_unit, key_desc, \
              key_length, csr_der, fqdn, mac, nic_id, processor_id, os_version, os_type, \
-             requester, source_addr, phone, description, submitted_at) VALUES ($1, $2, $3, $4, \
-             $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
-             $22, $23, $24, $25) RETURNING id",
+             requester, source_addr, phone, description, submitted_at, spki_der, alt_names) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+             $18, $19, $20, $21, $22, $23, $24, $25, $26, $27) RETURNING id",
         )
         .bind(s.organization.as_str())
         .bind(&r.package_id)
@@ -381,6 +388,18 @@ impl Store for SqlStore {
         .bind(&d.phone)
         .bind(&d.description)
         .bind(r.submitted_at.0)
+        .bind(&r.spki_der)
+        .bind(if r.alt_names.is_empty() {
+            None
+        } else {
+            Some(
+                r.alt_names
+                    .iter()
+                    .map(AltName::to_text)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        })
         .fetch_one(&mut *tx)
         .await?;
         let id = RequestId(row.try_get("id")?);

@@ -11,7 +11,7 @@ use enroll_core::{
     SubjectFields, UnixTime,
 };
 use enroll_store::{
-    AuditEvent, CertRecord, NewRequest, OrgRecord, PackageRecord, RequestFilter, SqlStore,
+    AltName, AuditEvent, CertRecord, NewRequest, OrgRecord, PackageRecord, RequestFilter, SqlStore,
     StatusChange, Store, StoreError,
 };
 use sqlx::Connection;
@@ -68,6 +68,11 @@ fn request(cn: &str, at: i64) -> NewRequest {
         key_desc: "RSA 2048".into(),
         key_length: Some(2048),
         csr_der: vec![0x30, 0x03, 0x02, 0x01, 0x00],
+        spki_der: vec![0x30, 0x00],
+        alt_names: vec![
+            AltName::Dns("a.example".into()),
+            AltName::Ip("192.0.2.1".parse().unwrap()),
+        ],
         details: ClientDetails {
             description: Some("Office <12> \"front\"".into()),
             requester: Some("alice".into()),
@@ -167,6 +172,8 @@ async fn contract(s: &SqlStore) {
         Some("Office <12> \"front\"")
     );
     assert_eq!(r2.subject, request("HOST-A", 0).subject);
+    assert_eq!(r2.alt_names, request("HOST-A", 0).alt_names);
+    assert_eq!(r2.spki_der, [0x30, 0x00]);
     let h1 = s.audit_for_request(id1).await.unwrap();
     assert_eq!(
         h1.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),

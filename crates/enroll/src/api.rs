@@ -106,6 +106,27 @@ impl Api {
         self.handle(r)
     }
 
+    pub fn submit_external(
+        &self,
+        req: &proto::ExternalSubmitRequest,
+    ) -> Result<proto::SubmitResponse, ApiError> {
+        let r = self
+            .agent
+            .post(format!("{}/api/v1/external-requests", self.base))
+            .header("Authorization", self.auth())
+            .send_json(req);
+        self.handle(r)
+    }
+
+    pub fn downloaded(&self, id: i64) -> Result<proto::RequestState, ApiError> {
+        let r = self
+            .agent
+            .post(format!("{}/api/v1/requests/{id}/downloaded", self.base))
+            .header("Authorization", self.auth())
+            .send_empty();
+        self.handle(r)
+    }
+
     pub fn state(&self, id: i64) -> Result<proto::RequestState, ApiError> {
         let r = self
             .agent

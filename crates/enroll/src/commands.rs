@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
+use base64::Engine as _;
 use clap::Args;
 use clap::builder::TypedValueParser as _;
 use enroll_core::{CountryCode, OrgCode, RequestKind, SubjectFields, SubjectInput};
@@ -24,14 +25,14 @@ use crate::{Cli, Command};
 #[derive(Args, Debug)]
 pub struct SubmitArgs {
     /// Locality / city (goes into the certificate as L).
-    #[arg(long)]
-    locality: String,
+    #[arg(long, required_unless_present = "external")]
+    locality: Option<String>,
     /// State / province (ST).
-    #[arg(long)]
-    state: String,
+    #[arg(long, required_unless_present = "external")]
+    state: Option<String>,
     /// Email address (E).
-    #[arg(long)]
-    email: String,
+    #[arg(long, required_unless_present = "external")]
+    email: Option<String>,
     /// RSA key length in bits.
     #[arg(long, default_value_t = 2048, value_parser = clap::builder::PossibleValuesParser::new(["2048", "3072", "4096"]).map(|s| s.parse::<u32>().unwrap_or(2048)))]
     key_length: u32,
@@ -41,10 +42,35 @@ pub struct SubmitArgs {
     /// Free text that helps the manager identify the request (office, purpose…).
     #[arg(long)]
     description: Option<String>,
-    /// The server's public host name (server packages only; a workstation's
-    /// common name is its hardware identity).
+    /// The server's public host name (server packages and --external; a
+    /// workstation's common name is its hardware identity).
     #[arg(long, value_name = "HOST")]
     common_name: Option<String>,
+    /// Requests a certificate for another server from its CSR file (PEM,
+    /// base64 or DER), where the package allows it.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["locality", "state", "email"])]
+    external: Option<std::path::PathBuf>,
+    /// With --external: the other server's fully qualified name.
+    #[arg(long, requires = "external")]
+    fqdn: Option<String>,
+    /// With --external: the other server's MAC address.
+    #[arg(long, requires = "external")]
+    mac: Option<String>,
+    /// With --external: the other server's network-interface id.
+    #[arg(long, requires = "external")]
+    nic: Option<String>,
+    /// With --external: the other server's processor id.
+    #[arg(long, requires = "external")]
+    processor_id: Option<String>,
+    /// With --external: the other server's OS version.
+    #[arg(long, requires = "external")]
+    os_version: Option<String>,
+    /// With --external: 64-bit or 32-bit.
+    #[arg(long, requires = "external", value_parser = ["64-bit", "32-bit"])]
+    os_type: Option<String>,
+    /// With --external: check the CSR and show what was read, send nothing.
+    #[arg(long, requires = "external")]
+    dry_run: bool,
 }
 
 struct Ctx {
@@ -66,7 +92,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     };
     match cli.command {
         Command::Info => info(&ctx),
-        Command::Submit(a) => submit(&ctx, a),
+        Command::Submit(a) => submit(&ctx, *a),
         Command::Status => status(&ctx),
         Command::Get => get(&ctx),
         Command::Test => test(&ctx),
@@ -221,6 +247,9 @@ fn problem_exit(ctx: &Ctx, action: &str, e: ApiError) -> Result<u8> {
 }
 
 fn submit(ctx: &Ctx, a: SubmitArgs) -> Result<u8> {
+    if a.external.is_some() {
+        return submit_external(ctx, a);
+    }
     let p = &ctx.pkg.file;
     let id = Identity::detect()?;
     let kind = kind(&ctx.pkg);
@@ -238,9 +267,9 @@ fn submit(ctx: &Ctx, a: SubmitArgs) -> Result<u8> {
     // The same policy the service applies, for feedback before any key is made.
     let subject_input = SubjectInput {
         common_name,
-        email: Some(a.email),
-        locality: Some(a.locality),
-        state: Some(a.state),
+        email: a.email,
+        locality: a.locality,
+        state: a.state,
     };
     let org = OrgCode::parse(&p.org_code).map_err(|e| anyhow::anyhow!("package: {e}"))?;
     let country = CountryCode::parse(&p.country).map_err(|e| anyhow::anyhow!("package: {e}"))?;
@@ -344,6 +373,159 @@ fn submit(ctx: &Ctx, a: SubmitArgs) -> Result<u8> {
             println!("  your earlier pending request {c} is now Cancelled");
         }
         println!("Run `enroll get` once a manager has approved it.");
+    }
+    Ok(0)
+}
+
+/// What the intake read from an external CSR, for people and for --json.
+fn read_json(csr: &enroll_pki::intake::ExternalCsr) -> serde_json::Value {
+    json!({
+        "locality": csr.locality, "state": csr.state, "email": csr.email,
+        "key": csr.key.describe(), "key_length": csr.key.rsa_bits(),
+        "signature_algorithm": csr.signature_algorithm,
+        "subject": csr.subject.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+        "dns_names": csr.dns_names,
+        "ip_addresses": csr.ip_addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "key_usage": csr.key_usage, "extended_key_usage": csr.extended_key_usage,
+    })
+}
+
+fn submit_external(ctx: &Ctx, a: SubmitArgs) -> Result<u8> {
+    let p = &ctx.pkg.file;
+    let Some(file) = a.external else {
+        bail!("--external FILE is missing");
+    };
+    if !p.allow_external {
+        bail!(
+            "this package does not allow requests for other servers; ask the central \
+             administrator for a package created with --allow-external"
+        );
+    }
+    let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let csr = match enroll_pki::intake::check_external(&bytes) {
+        Ok(c) => c,
+        Err(e) => {
+            ctx.log.record(
+                "submit-external",
+                &format!(
+                    "refused locally: {}",
+                    e.0.iter().map(|p| p.code).collect::<Vec<_>>().join(",")
+                ),
+            );
+            if ctx.json {
+                print_json(&json!({
+                    "accepted": false,
+                    "problems": e.0.iter().map(|p| json!({"code": p.code, "message": p.message})).collect::<Vec<_>>(),
+                }))?;
+            } else {
+                eprintln!("The request in {} cannot be used:", file.display());
+                for pr in &e.0 {
+                    eprintln!("  - {} ({})", pr.message, pr.code);
+                }
+            }
+            return Ok(1);
+        }
+    };
+    let Some(cn) = a.common_name else {
+        bail!("give the other server's public host name with --common-name HOST");
+    };
+    let cn = enroll_core::subject::check_host_name(&cn)
+        .map_err(|e| anyhow::anyhow!("--common-name: {}", e.reason))?;
+    if !ctx.json {
+        println!("Read from {}:", file.display());
+        println!(
+            "  Locality:      {}",
+            csr.locality.as_deref().unwrap_or("-")
+        );
+        println!("  State:         {}", csr.state.as_deref().unwrap_or("-"));
+        println!("  Email:         {}", csr.email.as_deref().unwrap_or("-"));
+        println!("  Key:           {}", csr.key.describe());
+        println!("  Signature:     {}", csr.signature_algorithm);
+        let mut names: Vec<String> = csr.dns_names.iter().map(|d| format!("DNS:{d}")).collect();
+        names.extend(csr.ip_addresses.iter().map(|i| format!("IP:{i}")));
+        println!(
+            "  Names:         {}",
+            if names.is_empty() {
+                "-".into()
+            } else {
+                names.join(", ")
+            }
+        );
+        println!("  Common name:   {cn} (entered)");
+    }
+    if a.dry_run {
+        ctx.log
+            .record("submit-external", "dry run: the request is acceptable");
+        if ctx.json {
+            print_json(
+                &json!({"dry_run": true, "accepted": true, "common_name": cn, "read": read_json(&csr)}),
+            )?;
+        } else {
+            println!("The request is acceptable (dry run: nothing was sent).");
+        }
+        return Ok(0);
+    }
+    let req = proto::ExternalSubmitRequest {
+        csr_file_base64: base64::engine::general_purpose::STANDARD.encode(&bytes),
+        common_name: cn.clone(),
+        details: proto::Details {
+            fqdn: a.fqdn,
+            mac: a.mac,
+            nic_id: a.nic,
+            processor_id: a.processor_id,
+            os_version: a.os_version,
+            os_type: a.os_type,
+            requester: Some(crate::identity::requester()),
+            phone: a.phone,
+            description: a.description,
+        },
+    };
+    let api = Api::new(&ctx.pkg)?;
+    let resp = match api.submit_external(&req) {
+        Ok(r) => r,
+        Err(e) => return problem_exit(ctx, "submit-external", e),
+    };
+    let mut state = ctx.store.load()?;
+    for r in state.requests.iter_mut() {
+        if resp.cancelled.contains(&r.id) {
+            r.status = "Cancelled".into();
+        }
+    }
+    state.requests.push(LocalRequest {
+        id: resp.id,
+        status: resp.status.clone(),
+        common_name: cn.clone(),
+        kind: "external".into(),
+        enrollment_type: "external".into(),
+        submitted_at: now(),
+        requested_by: Some(crate::identity::requester()),
+        downloaded_at: None,
+        downloaded_by: None,
+        reason: None,
+        subject_name: None,
+        certificate_path: None,
+        key_path: None,
+    });
+    ctx.store.ensure()?;
+    ctx.store.save(&state)?;
+    ctx.log.record(
+        "submit-external",
+        &format!("request {} for {cn} submitted, {}", resp.id, resp.status),
+    );
+    if ctx.json {
+        print_json(&json!({
+            "id": resp.id, "status": resp.status, "cancelled": resp.cancelled,
+            "common_name": cn, "read": read_json(&csr),
+        }))?;
+    } else {
+        println!(
+            "Request {} submitted: {} (a central administrator decides it)",
+            resp.id, resp.status
+        );
+        println!(
+            "Run `enroll get` once it is approved: the certificate is saved in {}.",
+            ctx.pkg.env_dir.display()
+        );
     }
     Ok(0)
 }
@@ -486,7 +668,19 @@ fn get(ctx: &Ctx) -> Result<u8> {
         merge(r, &s);
         forget_dead_key(ctx, r);
         let line = match s.status.as_str() {
-            "Approved" if s.kind != "external" => match install(ctx, &api, r, &s) {
+            "Approved" if s.kind == "external" => match save_external(ctx, &api, r, &s) {
+                Ok(path) => format!(
+                    "request {}: certificate for {} saved to {}",
+                    r.id,
+                    r.common_name,
+                    path.display()
+                ),
+                Err(e) => {
+                    failures += 1;
+                    format!("request {}: approved, but not saved: {e:#}", r.id)
+                }
+            },
+            "Approved" => match install(ctx, &api, r, &s) {
                 Ok(()) => format!(
                     "request {}: certificate installed in {}",
                     r.id,
@@ -565,6 +759,43 @@ fn install(ctx: &Ctx, api: &Api, r: &mut LocalRequest, s: &proto::RequestState) 
     merge(r, &done);
     let _ = std::fs::remove_file(&pending);
     Ok(())
+}
+
+/// Saves an approved external certificate, with its chain, in the
+/// package's environment folder (PEM, and DER for Windows users), then
+/// tells the service it was downloaded.
+fn save_external(
+    ctx: &Ctx,
+    api: &Api,
+    r: &mut LocalRequest,
+    s: &proto::RequestState,
+) -> Result<std::path::PathBuf> {
+    let cert_pem = s
+        .certificate_pem
+        .as_deref()
+        .context("the service sent no certificate")?;
+    let chain_pem = s.chain_pem.as_deref().unwrap_or_default();
+    let der = enroll_pki::inspect::first_cert_der(cert_pem)?;
+    let base = format!("{}-{}", s.common_name, r.id);
+    let pem_path = ctx.pkg.env_dir.join(format!("{base}.pem"));
+    let der_path = ctx.pkg.env_dir.join(format!("{base}.der"));
+    let cannot = || {
+        format!(
+            "cannot write into the environment folder {}; run enroll as a user who may write there",
+            ctx.pkg.env_dir.display()
+        )
+    };
+    write_atomic(
+        &pem_path,
+        format!("{cert_pem}{chain_pem}").as_bytes(),
+        0o644,
+    )
+    .with_context(cannot)?;
+    write_atomic(&der_path, &der, 0o644).with_context(cannot)?;
+    r.certificate_path = Some(pem_path.clone());
+    let done = api.downloaded(r.id).map_err(|e| anyhow::anyhow!("{e}"))?;
+    merge(r, &done);
+    Ok(pem_path)
 }
 
 fn test(ctx: &Ctx) -> Result<u8> {

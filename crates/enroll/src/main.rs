@@ -47,7 +47,7 @@ pub enum Command {
         after_help = "Example:\n  enroll submit --locality Paris --state IDF --email it@laposte.example \\\n      --phone '+33 1 00 00 00 00' --description 'Office 12, front desk'\n\n\
 A new request replaces this machine's earlier Pending one (which becomes Cancelled)."
     )]
-    Submit(commands::SubmitArgs),
+    Submit(Box<commands::SubmitArgs>),
     /// Shows the status table of every request this client submitted.
     #[command(after_help = "Example:\n  enroll status --json")]
     Status,

@@ -9,6 +9,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use base64::Engine as _;
 use enroll_core::{ClientDetails, RequestId, SubjectInput};
 use enroll_pki::{CertInfo, pem};
 use enroll_proto as proto;
@@ -27,7 +28,9 @@ pub fn router(ra: Shared) -> Router {
         .route("/healthz", get(healthz))
         .route("/api/v1/requests", post(submit))
         .route("/api/v1/requests/{id}", get(request_state))
+        .route("/api/v1/external-requests", post(submit_external))
         .route("/api/v1/requests/{id}/installed", post(installed))
+        .route("/api/v1/requests/{id}/downloaded", post(installed))
         .route("/api/v1/test", get(test))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -261,21 +264,59 @@ async fn submit(
         },
         key_length: req.key_length,
         csr: req.csr_pem.into_bytes(),
-        details: ClientDetails {
-            fqdn: d.fqdn,
-            mac: d.mac,
-            nic_id: d.nic_id,
-            processor_id: d.processor_id,
-            os_version: d.os_version,
-            os_type: d.os_type,
-            requester: d.requester,
-            phone: d.phone,
-            description: d.description,
-        },
+        details: details(d),
     };
     let source = conn.peer.ip().to_string();
     let done = ra.submit(&session, sub, Some(&source)).await?;
     tracing::info!(id = %done.id, package = %session.package.id, %source, "request submitted");
+    let body = proto::SubmitResponse {
+        id: done.id.0,
+        status: "Pending".into(),
+        cancelled: done.cancelled.iter().map(|i| i.0).collect(),
+    };
+    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+}
+
+fn details(d: proto::Details) -> ClientDetails {
+    ClientDetails {
+        fqdn: d.fqdn,
+        mac: d.mac,
+        nic_id: d.nic_id,
+        processor_id: d.processor_id,
+        os_version: d.os_version,
+        os_type: d.os_type,
+        requester: d.requester,
+        phone: d.phone,
+        description: d.description,
+    }
+}
+
+async fn submit_external(
+    State(ra): State<Shared>,
+    ConnectInfo(conn): ConnectInfo<ConnInfo>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let session = authenticate(&ra, &headers).await?;
+    let req: proto::ExternalSubmitRequest = parse_json(&body)?;
+    let csr = base64::engine::general_purpose::STANDARD
+        .decode(req.csr_file_base64.trim())
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "request.malformed",
+                "Malformed request",
+                "csr_file_base64 is not base64".into(),
+            )
+        })?;
+    let source = conn.peer.ip().to_string();
+    let sub = enroll_ra::ExternalSubmission {
+        csr,
+        common_name: req.common_name,
+        details: details(req.details),
+    };
+    let done = ra.submit_external(&session, sub, Some(&source)).await?;
+    tracing::info!(id = %done.id, package = %session.package.id, %source, "external request submitted");
     let body = proto::SubmitResponse {
         id: done.id.0,
         status: "Pending".into(),
@@ -302,6 +343,7 @@ pub fn state_of(view: &RequestView, chain_pem: &str) -> proto::RequestState {
         downloaded_at: r.downloaded_at.map(|t| t.0),
         downloaded_by: r.downloaded_by.clone(),
         reason: r.reason.clone(),
+        alt_names: r.alt_names.iter().map(|n| n.to_text()).collect(),
         chain_pem: certificate_pem.as_ref().map(|_| chain_pem.to_owned()),
         certificate_pem,
     }

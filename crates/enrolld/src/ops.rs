@@ -378,6 +378,7 @@ fn request_json(r: &RequestRecord) -> serde_json::Value {
         "email": s.email, "locality": s.locality, "state": s.state, "country": s.country,
         "organization_unit": s.organization_unit,
         "key": r.key_desc,
+        "alt_names": r.alt_names.iter().map(|n| n.to_text()).collect::<Vec<_>>(),
         "details": {
             "fqdn": d.fqdn, "mac": d.mac, "nic_id": d.nic_id, "processor_id": d.processor_id,
             "os_version": d.os_version, "os_type": d.os_type, "requester": d.requester,
@@ -495,6 +496,14 @@ pub async fn request(c: RequestCommand) -> Result<()> {
                     ("Enrollment type", r.enrollment_type.as_str().into()),
                     ("Subject", r.subject.subject_name()),
                     ("Key", r.key_desc.clone()),
+                    (
+                        "Alt names",
+                        r.alt_names
+                            .iter()
+                            .map(|n| n.to_text())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    ),
                     ("Submitted", fmt_time(r.submitted_at)),
                     ("Requested by", d.requester.clone().unwrap_or_default()),
                     ("IP address", r.source_addr.clone().unwrap_or_default()),

@@ -36,6 +36,9 @@ CREATE TABLE requests (
     key_desc          TEXT NOT NULL,
     key_length        BIGINT,
     csr_der           BLOB NOT NULL,
+    spki_der          BLOB NOT NULL,
+    -- Requested alternative names, one per line: DNS:name or IP:address.
+    alt_names         TEXT,
     fqdn              TEXT,
     mac               TEXT,
     nic_id            TEXT,

@@ -1,0 +1,188 @@
+//! The test kit shared by `enrolld`'s integration tests: temporary
+//! folders, a real `enrolld` on a free loopback port, the real `enroll`
+//! client, and outside tools found on PATH.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+/// A folder removed when the test ends.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "enroll-e2e-{tag}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        std::fs::create_dir_all(&p).expect("temp dir");
+        TempDir(p)
+    }
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn enrolld_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_enrolld"))
+}
+
+/// The client is built beside the server by `cargo test --workspace` (its
+/// own crate has integration tests, so cargo builds its binary).
+pub fn enroll_bin() -> PathBuf {
+    let p = enrolld_bin().with_file_name("enroll");
+    assert!(
+        p.is_file(),
+        "{} is missing: run the tests with `cargo test --workspace`",
+        p.display()
+    );
+    p
+}
+
+pub fn tool(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("`{name}` is needed by this test and is not installed"))
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("spawn")
+}
+
+pub fn ok(cmd: &mut Command) -> String {
+    let dbg = format!("{cmd:?}");
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{dbg} failed ({:?}):\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+pub struct Server {
+    child: Child,
+    pub port: u16,
+}
+
+impl Server {
+    pub fn start(data: &Path) -> Server {
+        let mut child = Command::new(enrolld_bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start enrolld");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let port = loop {
+            let line = lines
+                .next()
+                .expect("enrolld exited before listening")
+                .expect("read stdout");
+            if let Some(rest) = line.strip_prefix("listening on https://127.0.0.1:") {
+                break rest.trim_end_matches('/').parse().expect("port");
+            }
+        };
+        Server { child, port }
+    }
+
+    /// SIGTERM, and the service must stop cleanly.
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        ok(Command::new("kill").args(["-TERM", &pid]));
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "enrolld did not stop cleanly: {status:?}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Client<'a> {
+    pub pkg: &'a Path,
+    pub store: &'a Path,
+}
+
+impl Client<'_> {
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(enroll_bin());
+        c.arg("--package")
+            .arg(self.pkg)
+            .args(args)
+            .env("ENROLL_STORE_DIR", self.store)
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY");
+        c
+    }
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        json(&ok(&mut self.cmd(&all)))
+    }
+    pub fn submit(&self, extra: &[&str]) -> Value {
+        let mut args = vec![
+            "submit",
+            "--locality",
+            "Paris",
+            "--state",
+            "Ile-de-France",
+            "--email",
+            "it@laposte.example",
+            "--phone",
+            "+33 1 23 45 67 89",
+        ];
+        args.extend_from_slice(extra);
+        self.json(&args)
+    }
+}
+
+pub fn by_id(table: &Value, id: i64) -> Value {
+    table
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|r| r["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("request {id} not in {table}"))
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read") {
+        let e = e.expect("entry");
+        let dst = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).expect("copy");
+        }
+    }
+}
