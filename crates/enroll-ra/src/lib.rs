@@ -439,7 +439,6 @@ impl<S: Store, C: Clock> Ra<S, C> {
         sub: Submission,
         source: Option<&str>,
     ) -> Result<Submitted> {
-        let actor = session.actor();
         let kind = if session.package.server {
             RequestKind::Server
         } else {
@@ -479,14 +478,6 @@ impl<S: Store, C: Clock> Ra<S, C> {
         let (Some(subject), Some(details), true) = (subject, details, problems.is_empty()) else {
             return Err(RaError::Policy(problems));
         };
-        // Auto-cancel is a transition like any other: ask the one function.
-        transition(
-            RequestStatus::Pending,
-            Action::Supersede,
-            &actor,
-            kind,
-            &session.org.code,
-        )?;
         let now = self.clock.now();
         let new = NewRequest {
             package_id: session.package.id.clone(),
@@ -502,13 +493,7 @@ impl<S: Store, C: Clock> Ra<S, C> {
             source_addr: source.map(str::to_owned),
             submitted_at: now,
         };
-        let mut submitted = self.event(&actor, source, None, "submit");
-        submitted.to_status = Some(RequestStatus::Pending);
-        let mut cancelled = self.event(&actor, source, None, "cancel");
-        cancelled.from_status = Some(RequestStatus::Pending);
-        cancelled.to_status = Some(RequestStatus::Cancelled);
-        let (id, cancelled) = self.store.submit(&new, &submitted, &cancelled).await?;
-        Ok(Submitted { id, cancelled })
+        self.store_pending(session, &new, source).await
     }
 
     /// Stores a Pending request for another server of the organization,
@@ -568,13 +553,6 @@ impl<S: Store, C: Clock> Ra<S, C> {
         let (Some(subject), Some(details), true) = (subject, details, problems.is_empty()) else {
             return Err(RaError::Policy(problems));
         };
-        transition(
-            RequestStatus::Pending,
-            Action::Supersede,
-            &actor,
-            RequestKind::External,
-            &session.org.code,
-        )?;
         let new = NewRequest {
             package_id: session.package.id.clone(),
             kind: RequestKind::External,
@@ -589,12 +567,33 @@ impl<S: Store, C: Clock> Ra<S, C> {
             source_addr: source.map(str::to_owned),
             submitted_at: self.clock.now(),
         };
+        self.store_pending(session, &new, source).await
+    }
+
+    /// Stores a validated request as Pending and, in the same transaction,
+    /// cancels the Pending request of the same machine (organization and
+    /// common name), each change with its audit event.
+    async fn store_pending(
+        &self,
+        session: &PackageSession,
+        new: &NewRequest,
+        source: Option<&str>,
+    ) -> Result<Submitted> {
+        let actor = session.actor();
+        // Auto-cancel is a transition like any other: ask the one function.
+        transition(
+            RequestStatus::Pending,
+            Action::Supersede,
+            &actor,
+            new.kind,
+            &session.org.code,
+        )?;
         let mut submitted = self.event(&actor, source, None, "submit");
         submitted.to_status = Some(RequestStatus::Pending);
         let mut cancelled = self.event(&actor, source, None, "cancel");
         cancelled.from_status = Some(RequestStatus::Pending);
         cancelled.to_status = Some(RequestStatus::Cancelled);
-        let (id, cancelled) = self.store.submit(&new, &submitted, &cancelled).await?;
+        let (id, cancelled) = self.store.submit(new, &submitted, &cancelled).await?;
         Ok(Submitted { id, cancelled })
     }
 

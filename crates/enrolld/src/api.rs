@@ -13,7 +13,7 @@ use base64::Engine as _;
 use enroll_core::{ClientDetails, RequestId, SubjectInput};
 use enroll_pki::{CertInfo, pem};
 use enroll_proto as proto;
-use enroll_ra::{PackageSession, RaError, RequestView, Submission};
+use enroll_ra::{PackageSession, RaError, RequestView, Submission, Submitted};
 
 use crate::app::AppRa;
 use crate::tls::ConnInfo;
@@ -268,13 +268,18 @@ async fn submit(
     };
     let source = conn.peer.ip().to_string();
     let done = ra.submit(&session, sub, Some(&source)).await?;
-    tracing::info!(id = %done.id, package = %session.package.id, %source, "request submitted");
+    Ok(created(&session, &done, &source, "request submitted"))
+}
+
+/// 201 with the new request's id and the requests it cancelled.
+fn created(session: &PackageSession, done: &Submitted, source: &str, what: &str) -> Response {
+    tracing::info!(id = %done.id, package = %session.package.id, %source, "{what}");
     let body = proto::SubmitResponse {
         id: done.id.0,
         status: "Pending".into(),
         cancelled: done.cancelled.iter().map(|i| i.0).collect(),
     };
-    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+    (StatusCode::CREATED, axum::Json(body)).into_response()
 }
 
 fn details(d: proto::Details) -> ClientDetails {
@@ -316,13 +321,12 @@ async fn submit_external(
         details: details(req.details),
     };
     let done = ra.submit_external(&session, sub, Some(&source)).await?;
-    tracing::info!(id = %done.id, package = %session.package.id, %source, "external request submitted");
-    let body = proto::SubmitResponse {
-        id: done.id.0,
-        status: "Pending".into(),
-        cancelled: done.cancelled.iter().map(|i| i.0).collect(),
-    };
-    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+    Ok(created(
+        &session,
+        &done,
+        &source,
+        "external request submitted",
+    ))
 }
 
 pub fn state_of(view: &RequestView, chain_pem: &str) -> proto::RequestState {
