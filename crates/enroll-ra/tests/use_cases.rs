@@ -13,7 +13,9 @@ use enroll_core::{
 };
 use enroll_pki::profile::DnAttr;
 use enroll_pki::{CaMaterial, CertInfo, IssuingCa, KeyType, Profile};
-use enroll_ra::{IssuePolicy, PackageSession, PackageSpec, Ra, RaError, Submission};
+use enroll_ra::{
+    ExternalSubmission, IssuePolicy, PackageSession, PackageSpec, Ra, RaError, Submission,
+};
 use enroll_store::{SqlStore, Store};
 
 const NOW: UnixTime = UnixTime(1_800_000_000);
@@ -65,6 +67,10 @@ async fn kit(tag: &str) -> Kit {
 }
 
 async fn session(k: &Kit, org: &str, server: bool) -> PackageSession {
+    package(k, org, server, false).await
+}
+
+async fn package(k: &Kit, org: &str, server: bool, allow_external: bool) -> PackageSession {
     let created =
         k.ra.create_package(
             &admin(),
@@ -73,7 +79,7 @@ async fn session(k: &Kit, org: &str, server: bool) -> PackageSession {
                 environment: "Prod".into(),
                 enrollment_type: EnrollmentType::Machine,
                 server,
-                allow_external: false,
+                allow_external,
                 url: "https://enroll.example:8443".into(),
             },
         )
@@ -313,4 +319,100 @@ async fn clients_install_only_their_organizations_approved_requests() {
     assert_eq!(r.status, RequestStatus::Installed);
     assert!(r.downloaded_by.unwrap().contains("alice"));
     assert_eq!(r.downloaded_at, Some(NOW));
+}
+
+fn corpus(file: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../testdata/csr/generated")
+            .join(file),
+    )
+    .unwrap()
+}
+
+fn external(file: &str, cn: &str) -> ExternalSubmission {
+    ExternalSubmission {
+        csr: corpus(file),
+        common_name: cn.into(),
+        details: ClientDetails::default(),
+    }
+}
+
+#[tokio::test]
+async fn external_requests_need_a_package_that_allows_them() {
+    let k = kit("ext-pkg").await;
+    let plain = session(&k, "AAA", false).await;
+    let e =
+        k.ra.submit_external(
+            &plain,
+            external("g01_openssl_rsa2048_server_ok.pem", "api.a.example"),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("--allow-external"), "{e}");
+    assert!(
+        k.ra.list(&admin(), Default::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn external_requests_are_decided_centrally_and_issued_for_their_names() {
+    let k = kit("ext").await;
+    let s = package(&k, "AAA", false, true).await;
+    let id =
+        k.ra.submit_external(
+            &s,
+            external("g01_openssl_rsa2048_server_ok.pem", "API.a.example"),
+            Some("192.0.2.3"),
+        )
+        .await
+        .unwrap()
+        .id;
+    let (view, _) = k.ra.show(&admin(), id).await.unwrap();
+    let r = view.request;
+    assert_eq!(r.kind, enroll_core::RequestKind::External);
+    assert_eq!(r.enrollment_type, EnrollmentType::External);
+    // O and C from the package, L/ST/E from the CSR, CN as entered.
+    assert_eq!(
+        r.subject.subject_name(),
+        "E=pki-admin@example.test,C=FR,ST=Berlin,L=Berlin,O=AAA,OU=Server,CN=api.a.example"
+    );
+    let e = k.ra.approve(&manager("AAA"), id, None).await.unwrap_err();
+    assert!(matches!(e, RaError::Forbidden(_)), "{e}");
+    assert_eq!(refusals(&k, id).await, 1);
+    let view = k.ra.approve(&admin(), id, None).await.unwrap();
+    let der = view.certificate.unwrap().der;
+    let info = CertInfo::from_der(&der).unwrap();
+    assert!(
+        info.subject.ends_with("OU=Server,CN=api.a.example"),
+        "{}",
+        info.subject
+    );
+    // The client downloads it; installing is for own machines only.
+    let r = k.ra.acknowledge(&s, id, None).await.unwrap();
+    assert_eq!(r.status, RequestStatus::Downloaded);
+}
+
+#[tokio::test]
+async fn external_csr_problems_are_all_reported() {
+    let k = kit("ext-bad").await;
+    let s = package(&k, "AAA", false, true).await;
+    let e =
+        k.ra.submit_external(
+            &s,
+            external("g41_keytool_ec_p256_clientauth.csr", "x.a.example"),
+            None,
+        )
+        .await
+        .unwrap_err();
+    let RaError::Csr(c) = e else { panic!("{e}") };
+    let codes: Vec<_> = c.0.iter().map(|p| p.code).collect();
+    assert!(
+        codes.contains(&"ku.missing") && codes.contains(&"eku.missing"),
+        "{codes:?}"
+    );
 }
