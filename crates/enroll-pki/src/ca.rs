@@ -143,6 +143,16 @@ impl<S: Signer> IssuingCa<S> {
         format!("{}{}", self.cert_pem, self.root_pem)
     }
 
+    /// The rcgen issuer, for CRLs.
+    pub fn issuer(&self) -> &Issuer<'static, S> {
+        &self.issuer
+    }
+
+    /// The issuing CA's certificate, DER.
+    pub fn cert_der(&self) -> Vec<u8> {
+        crate::inspect::first_cert_der(&self.cert_pem).unwrap_or_default()
+    }
+
     pub fn root_pem(&self) -> &str {
         &self.root_pem
     }

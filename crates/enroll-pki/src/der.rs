@@ -360,3 +360,117 @@ mod tests {
         assert_eq!(oid(&tlv(&big).unwrap()).unwrap(), "1.2.549755813889");
     }
 }
+
+/// Writing DER: just enough for OCSP responses and extensions we build by
+/// hand. Every function returns a complete TLV.
+pub mod write {
+    /// A TLV with `tag` around `content`.
+    pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(content.len() + 6);
+        out.push(tag);
+        let len = content.len();
+        if len < 0x80 {
+            out.push(len as u8);
+        } else {
+            let bytes = len.to_be_bytes();
+            let skip = bytes.iter().take_while(|b| **b == 0).count();
+            let used = bytes.get(skip..).unwrap_or_default();
+            out.push(0x80 | used.len() as u8);
+            out.extend_from_slice(used);
+        }
+        out.extend_from_slice(content);
+        out
+    }
+
+    pub fn seq(parts: &[&[u8]]) -> Vec<u8> {
+        tlv(super::SEQUENCE, &parts.concat())
+    }
+
+    /// A non-negative INTEGER from big-endian magnitude bytes.
+    pub fn uint(magnitude: &[u8]) -> Vec<u8> {
+        let trimmed: &[u8] = {
+            let skip = magnitude
+                .iter()
+                .take_while(|b| **b == 0)
+                .count()
+                .min(magnitude.len().saturating_sub(1));
+            magnitude.get(skip..).unwrap_or(&[0])
+        };
+        let mut content = Vec::with_capacity(trimmed.len() + 1);
+        if trimmed.first().is_none_or(|b| b & 0x80 != 0) {
+            content.push(0);
+        }
+        content.extend_from_slice(trimmed);
+        tlv(super::INTEGER, &content)
+    }
+
+    /// An OBJECT IDENTIFIER from its dotted form (arcs up to u64).
+    pub fn oid(dotted: &str) -> Vec<u8> {
+        let arcs: Vec<u64> = dotted.split('.').filter_map(|a| a.parse().ok()).collect();
+        let mut content = Vec::new();
+        let first = arcs.first().copied().unwrap_or(0) * 40 + arcs.get(1).copied().unwrap_or(0);
+        for arc in std::iter::once(first).chain(arcs.iter().skip(2).copied()) {
+            let mut stack = vec![(arc & 0x7f) as u8];
+            let mut v = arc >> 7;
+            while v > 0 {
+                stack.push(0x80 | (v & 0x7f) as u8);
+                v >>= 7;
+            }
+            content.extend(stack.iter().rev());
+        }
+        tlv(super::OID, &content)
+    }
+
+    pub fn octets(b: &[u8]) -> Vec<u8> {
+        tlv(super::OCTET_STRING, b)
+    }
+
+    pub fn bits(b: &[u8]) -> Vec<u8> {
+        let mut content = Vec::with_capacity(b.len() + 1);
+        content.push(0);
+        content.extend_from_slice(b);
+        tlv(super::BIT_STRING, &content)
+    }
+
+    /// GeneralizedTime, `YYYYMMDDHHMMSSZ`.
+    pub fn generalized_time(unix: i64) -> Vec<u8> {
+        let t = time::OffsetDateTime::from_unix_timestamp(unix)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let s = format!(
+            "{:04}{:02}{:02}{:02}{:02}{:02}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        );
+        tlv(0x18, s.as_bytes())
+    }
+
+    /// A context-specific tag `[n]`, constructed (explicit) or primitive.
+    pub fn ctx(n: u8, constructed: bool, content: &[u8]) -> Vec<u8> {
+        tlv(0x80 | if constructed { 0x20 } else { 0 } | n, content)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::super::{Reader, oid as read_oid};
+
+        #[test]
+        fn written_der_reads_back() {
+            for o in ["2.5.29.15", "1.3.6.1.5.5.7.48.1.2", "1.2.840.113549.1.1.11"] {
+                let der = super::oid(o);
+                assert_eq!(read_oid(&Reader::new(&der).any().unwrap()).unwrap(), o);
+            }
+            assert_eq!(super::uint(&[0x80]), [0x02, 0x02, 0x00, 0x80]);
+            assert_eq!(super::uint(&[0, 0, 5]), [0x02, 0x01, 0x05]);
+            let long = super::octets(&[7u8; 300]);
+            assert_eq!(&long[..4], &[0x04, 0x82, 0x01, 0x2c]);
+            assert_eq!(
+                super::generalized_time(0),
+                super::tlv(0x18, b"19700101000000Z")
+            );
+        }
+    }
+}

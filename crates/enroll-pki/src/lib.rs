@@ -11,6 +11,7 @@
 //! - [`profile`]: what every certificate we issue looks like
 //!   ([`Profile`]); the subject comes from validated
 //!   [`enroll_core::SubjectFields`], never from a CSR.
+//! - [`revocation`]: CRLs and OCSP responses.
 //! - [`serial`]: random, positive certificate serial numbers.
 //! - [`inspect`]: read back a certificate (subject, validity, serial).
 
@@ -22,13 +23,14 @@ pub mod intake;
 pub mod keys;
 pub mod pem;
 pub mod profile;
+pub mod revocation;
 pub mod serial;
 
 pub use ca::{CaMaterial, IssuingCa};
 pub use csr::{CsrError, KeyInfo, ParsedCsr};
 pub use inspect::CertInfo;
 pub use keys::{KeyType, Signer};
-pub use profile::{IssueParams, Profile};
+pub use profile::{IssueParams, Profile, RevocationUrls};
 pub use serial::Serial;
 
 /// Errors of the PKI layer that are not about the input CSR.

@@ -8,8 +8,8 @@ use std::net::IpAddr;
 
 use enroll_core::{SubjectFields, UnixTime};
 use rcgen::{
-    CertificateParams, DistinguishedName, DnType, DnValue, ExtendedKeyUsagePurpose, IsCa,
-    KeyUsagePurpose, SanType, SerialNumber,
+    CertificateParams, CrlDistributionPoint, CustomExtension, DistinguishedName, DnType, DnValue,
+    ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose, SanType, SerialNumber,
 };
 
 use crate::{KeyInfo, PkiError, Serial};
@@ -26,6 +26,18 @@ pub enum Profile {
     ServiceTls,
     /// A manager's or administrator's sign-in credential: clientAuth.
     Operator,
+    /// The delegated OCSP responder: id-kp-OCSPSigning, id-pkix-ocsp-nocheck.
+    OcspSigning,
+}
+
+/// Where relying parties learn about revocation; written into every
+/// end-entity certificate (CRL distribution point, authority information
+/// access).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationUrls {
+    pub crl: String,
+    pub ocsp: String,
+    pub ca_issuers: String,
 }
 
 /// One subject attribute, in the order it is pushed.
@@ -53,6 +65,7 @@ pub struct IssueParams {
     pub not_after: UnixTime,
     pub dns_names: Vec<String>,
     pub ip_addresses: Vec<IpAddr>,
+    pub revocation: Option<RevocationUrls>,
 }
 
 /// The subject attributes for validated request fields, in the order the
@@ -122,10 +135,12 @@ pub(crate) fn usages(
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
         ],
+        (Profile::OcspSigning, true) => vec![KeyUsagePurpose::DigitalSignature],
     };
     let eku = match profile {
         Profile::ClientAuth | Profile::Operator => vec![ExtendedKeyUsagePurpose::ClientAuth],
         Profile::ServerAuth | Profile::ServiceTls => vec![ExtendedKeyUsagePurpose::ServerAuth],
+        Profile::OcspSigning => vec![ExtendedKeyUsagePurpose::OcspSigning],
     };
     (ku, eku)
 }
@@ -180,6 +195,31 @@ impl IssueParams {
         }
         for ip in &self.ip_addresses {
             p.subject_alt_names.push(SanType::IpAddress(*ip));
+        }
+        if self.profile == Profile::OcspSigning {
+            // id-pkix-ocsp-nocheck: relying parties do not check the
+            // responder's own revocation (RFC 6960 §4.2.2.2.1).
+            p.custom_extensions.push(CustomExtension::from_oid_content(
+                &[1, 3, 6, 1, 5, 5, 7, 48, 1, 5],
+                vec![0x05, 0x00],
+            ));
+        }
+        if let Some(urls) = &self.revocation {
+            p.crl_distribution_points = vec![CrlDistributionPoint {
+                uris: vec![urls.crl.clone()],
+            }];
+            use crate::der::write as w;
+            let access = |method: &str, uri: &str| {
+                w::seq(&[&w::oid(method), &w::ctx(6, false, uri.as_bytes())])
+            };
+            let aia = w::seq(&[
+                &access("1.3.6.1.5.5.7.48.1", &urls.ocsp),
+                &access("1.3.6.1.5.5.7.48.2", &urls.ca_issuers),
+            ]);
+            p.custom_extensions.push(CustomExtension::from_oid_content(
+                &[1, 3, 6, 1, 5, 5, 7, 1, 1],
+                aia,
+            ));
         }
         Ok(p)
     }

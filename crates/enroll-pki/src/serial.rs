@@ -26,6 +26,18 @@ impl Serial {
         Serial(b.to_vec())
     }
 
+    /// Parses the hex form [`Serial::to_hex`] writes.
+    pub fn from_hex(s: &str) -> Option<Serial> {
+        if !s.len().is_multiple_of(2) || s.is_empty() {
+            return None;
+        }
+        (0..s.len())
+            .step_by(2)
+            .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .collect::<Option<Vec<u8>>>()
+            .map(Serial)
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }

@@ -20,10 +20,15 @@ use enroll_core::{
     UnixTime, transition,
 };
 use enroll_pki::profile::{DnAttr, subject_of};
-use enroll_pki::{CsrError, IssueParams, IssuingCa, KeyInfo, ParsedCsr, PkiError, Profile, Serial};
+use enroll_pki::revocation::{
+    CertStatus, OcspError, OcspRequest, OcspResponder, Reason, Revoked, build_crl, ocsp_error,
+};
+use enroll_pki::{
+    CsrError, IssueParams, IssuingCa, KeyInfo, ParsedCsr, PkiError, Profile, RevocationUrls, Serial,
+};
 use enroll_store::{
-    AltName, AuditEvent, CertRecord, NewRequest, OperatorRecord, OrgRecord, PackageRecord,
-    RequestFilter, RequestRecord, StatusChange, Store, StoreError,
+    AltName, AuditEvent, CertRecord, CrlRecord, NewRequest, OperatorRecord, OrgRecord,
+    PackageRecord, RequestFilter, RequestRecord, StatusChange, Store, StoreError,
 };
 
 /// Why a use case did not happen. Front ends map these to their own
@@ -88,11 +93,24 @@ pub type Result<T> = std::result::Result<T, RaError>;
 #[derive(Debug, Clone)]
 pub struct IssuePolicy {
     pub validity_days: u32,
+    /// CRL and OCSP locations written into certificates; `None` writes
+    /// none (tests of issuance alone).
+    pub revocation: Option<RevocationUrls>,
+    /// Seconds between a CRL's thisUpdate and nextUpdate. A new CRL is
+    /// built on every revocation and once half of this has passed.
+    pub crl_period: i64,
+    /// Seconds an OCSP response stays valid.
+    pub ocsp_period: i64,
 }
 
 impl Default for IssuePolicy {
     fn default() -> Self {
-        IssuePolicy { validity_days: 365 }
+        IssuePolicy {
+            validity_days: 365,
+            revocation: None,
+            crl_period: 24 * 3600,
+            ocsp_period: 3600,
+        }
     }
 }
 
@@ -181,6 +199,7 @@ pub struct UnboundCert {
 pub struct Ra<S: Store, C: Clock> {
     store: S,
     ca: Arc<IssuingCa>,
+    ocsp: Option<OcspResponder>,
     clock: C,
     rng: SystemRandom,
     policy: IssuePolicy,
@@ -200,10 +219,21 @@ impl<S: Store, C: Clock> Ra<S, C> {
         Ra {
             store,
             ca,
+            ocsp: None,
             clock,
             rng: SystemRandom::new(),
             policy,
         }
+    }
+
+    /// Adds the delegated OCSP responder.
+    pub fn with_ocsp(mut self, responder: OcspResponder) -> Self {
+        self.ocsp = Some(responder);
+        self
+    }
+
+    pub fn policy(&self) -> &IssuePolicy {
+        &self.policy
     }
 
     pub fn store(&self) -> &S {
@@ -772,6 +802,7 @@ impl<S: Store, C: Clock> Ra<S, C> {
             not_after: now.plus_days(self.policy.validity_days),
             dns_names,
             ip_addresses,
+            revocation: self.policy.revocation.clone(),
         })?;
         let cert = CertRecord {
             serial: issued.serial.to_hex(),
@@ -861,11 +892,149 @@ impl<S: Store, C: Clock> Ra<S, C> {
             decision: None,
             downloaded_by: None,
             certificate: None,
+            revocation: None,
             audit,
         };
         fill(&mut change);
         self.store.change_status(&change).await?;
         Ok(())
+    }
+
+    // ----- revocation -----
+
+    /// Revokes the certificate of a request (Approved, Installed or
+    /// Downloaded); Revoked is final. A new CRL is published at once.
+    pub async fn revoke(
+        &self,
+        actor: &Actor,
+        id: RequestId,
+        reason: Reason,
+        source: Option<&str>,
+    ) -> Result<RequestRecord> {
+        let request = self.load(id).await?;
+        let at = self.clock.now();
+        self.apply(actor, &request, Action::Revoke, source, |c| {
+            c.revocation = Some((at, reason.name().to_owned()));
+            c.audit.detail = Some(reason.name().to_owned());
+        })
+        .await?;
+        self.publish_crl().await?;
+        self.load(id).await
+    }
+
+    /// Builds, signs and stores a new CRL with the next number. Several
+    /// nodes may race: the number is unique in the store, and the loser
+    /// builds again with the next one, so numbers only ever increase.
+    pub async fn publish_crl(&self) -> Result<CrlRecord> {
+        for _ in 0..8 {
+            let now = self.clock.now();
+            let number = self
+                .store
+                .latest_crl()
+                .await?
+                .map_or(1, |c| c.number.saturating_add(1));
+            // A certificate stays listed for one CRL period after it
+            // expires, then drops off.
+            let listed = self
+                .store
+                .revoked_certificates(UnixTime(now.0 - self.policy.crl_period))
+                .await?;
+            let entries: Vec<Revoked> = listed
+                .iter()
+                .filter_map(|c| {
+                    Some(Revoked {
+                        serial: Serial::from_hex(&c.serial)?,
+                        at: c.revoked_at?,
+                        reason: c
+                            .revocation_reason
+                            .as_deref()
+                            .and_then(Reason::parse)
+                            .unwrap_or(Reason::Unspecified),
+                    })
+                })
+                .collect();
+            let next = UnixTime(now.0 + self.policy.crl_period);
+            let der = build_crl(
+                &self.ca,
+                u64::try_from(number).unwrap_or(0),
+                now,
+                next,
+                &entries,
+            )?;
+            let rec = CrlRecord {
+                number,
+                this_update: now,
+                next_update: next,
+                der,
+            };
+            match self.store.add_crl(&rec).await {
+                Ok(()) => return Ok(rec),
+                Err(StoreError::Duplicate(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(RaError::Conflict(
+            "could not publish a CRL: other nodes kept taking the number".into(),
+        ))
+    }
+
+    /// The CRL to serve: the latest one, or a new one when none exists or
+    /// half of its period has passed.
+    pub async fn current_crl(&self) -> Result<CrlRecord> {
+        let now = self.clock.now();
+        match self.store.latest_crl().await? {
+            Some(c) if now.0 < c.this_update.0 + self.policy.crl_period / 2 => Ok(c),
+            _ => self.publish_crl().await,
+        }
+    }
+
+    /// Answers an OCSP request (DER) with a DER response: statuses for our
+    /// own certificates, `unknown` for serials we never issued or another
+    /// issuer's, an error response for a malformed request.
+    pub async fn ocsp(&self, request: &[u8]) -> Vec<u8> {
+        let Some(responder) = &self.ocsp else {
+            return ocsp_error(OcspError::Internal);
+        };
+        let req = match OcspRequest::parse(request) {
+            Ok(r) => r,
+            Err(e) => return ocsp_error(e),
+        };
+        let mut statuses = Vec::with_capacity(req.cert_ids.len());
+        for id in &req.cert_ids {
+            let status = if !responder.is_ours(id) {
+                CertStatus::Unknown
+            } else {
+                match self
+                    .store
+                    .certificate_by_serial(&Serial::from_bytes(&id.serial).to_hex())
+                    .await
+                {
+                    Ok(Some(c)) => match c.revoked_at {
+                        Some(at) => CertStatus::Revoked {
+                            at,
+                            reason: c
+                                .revocation_reason
+                                .as_deref()
+                                .and_then(Reason::parse)
+                                .unwrap_or(Reason::Unspecified),
+                        },
+                        None => CertStatus::Good,
+                    },
+                    Ok(None) => CertStatus::Unknown,
+                    Err(_) => return ocsp_error(OcspError::Internal),
+                }
+            };
+            statuses.push(status);
+        }
+        let now = self.clock.now();
+        responder
+            .respond(
+                &req,
+                &statuses,
+                now,
+                UnixTime(now.0 + self.policy.ocsp_period),
+            )
+            .unwrap_or_else(ocsp_error)
     }
 
     // ----- the service's own certificates -----
@@ -884,6 +1053,9 @@ impl<S: Store, C: Clock> Ra<S, C> {
             not_after: now.plus_days(c.validity_days),
             dns_names: c.dns_names,
             ip_addresses: c.ip_addresses,
+            revocation: (c.profile != Profile::OcspSigning)
+                .then(|| self.policy.revocation.clone())
+                .flatten(),
         })?;
         self.store
             .add_certificate(&CertRecord {

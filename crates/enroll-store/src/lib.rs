@@ -95,6 +95,16 @@ pub trait Store: Send + Sync {
         audit: &AuditEvent,
     ) -> impl Future<Output = Result<()>> + Send;
 
+    /// Revoked certificates that have not been expired for longer than
+    /// `expired_since` allows (they drop off the CRL after that).
+    fn revoked_certificates(
+        &self,
+        not_after_since: UnixTime,
+    ) -> impl Future<Output = Result<Vec<CertRecord>>> + Send;
+    /// Stores a CRL; [`StoreError::Duplicate`] if its number is taken.
+    fn add_crl(&self, crl: &CrlRecord) -> impl Future<Output = Result<()>> + Send;
+    fn latest_crl(&self) -> impl Future<Output = Result<Option<CrlRecord>>> + Send;
+
     fn audit_for_request(
         &self,
         id: RequestId,

@@ -136,6 +136,8 @@ pub struct StatusChange {
     pub downloaded_by: Option<String>,
     /// Approve: the certificate issued.
     pub certificate: Option<CertRecord>,
+    /// Revoke: when, and the RFC 5280 reason name.
+    pub revocation: Option<(UnixTime, String)>,
     pub audit: AuditEvent,
 }
 
@@ -161,4 +163,13 @@ pub struct OperatorRecord {
     pub org: Option<OrgCode>,
     pub cert_serial: String,
     pub created_at: UnixTime,
+}
+
+/// A CRL as issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlRecord {
+    pub number: i64,
+    pub this_update: UnixTime,
+    pub next_update: UnixTime,
+    pub der: Vec<u8>,
 }

@@ -11,8 +11,8 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Row};
 
 use crate::{
-    AltName, AuditEvent, CertRecord, NewRequest, OperatorRecord, OrgRecord, PackageRecord,
-    RequestFilter, RequestRecord, Result, StatusChange, Store, StoreError,
+    AltName, AuditEvent, CertRecord, CrlRecord, NewRequest, OperatorRecord, OrgRecord,
+    PackageRecord, RequestFilter, RequestRecord, Result, StatusChange, Store, StoreError,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -500,6 +500,23 @@ impl Store for SqlStore {
         if let Some(cert) = &c.certificate {
             insert_cert(&mut tx, cert).await?;
         }
+        if let Some((at, reason)) = &c.revocation {
+            let done = sqlx::query(
+                "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
+                 WHERE request_id = $3 AND revoked_at IS NULL",
+            )
+            .bind(at.0)
+            .bind(reason)
+            .bind(c.id.0)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Conflict(format!(
+                    "request {} has no unrevoked certificate",
+                    c.id
+                )));
+            }
+        }
         insert_audit(&mut tx, &c.audit).await?;
         tx.commit().await?;
         Ok(())
@@ -547,6 +564,50 @@ impl Store for SqlStore {
         insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn revoked_certificates(&self, not_after_since: UnixTime) -> Result<Vec<CertRecord>> {
+        sqlx::query(
+            "SELECT * FROM certificates WHERE revoked_at IS NOT NULL AND not_after >= $1 \
+             ORDER BY revoked_at, serial",
+        )
+        .bind(not_after_since.0)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(cert_from_row)
+        .collect()
+    }
+
+    async fn add_crl(&self, crl: &CrlRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO crls (number, this_update, next_update, der) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(crl.number)
+        .bind(crl.this_update.0)
+        .bind(crl.next_update.0)
+        .bind(&crl.der)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| map_unique(e, format!("CRL number {}", crl.number)))?;
+        Ok(())
+    }
+
+    async fn latest_crl(&self) -> Result<Option<CrlRecord>> {
+        let row = sqlx::query(
+            "SELECT number, this_update, next_update, der FROM crls ORDER BY number DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(CrlRecord {
+                number: r.try_get("number")?,
+                this_update: UnixTime(r.try_get("this_update")?),
+                next_update: UnixTime(r.try_get("next_update")?),
+                der: r.try_get("der")?,
+            })
+        })
+        .transpose()
     }
 
     async fn audit_for_request(&self, id: RequestId) -> Result<Vec<AuditEvent>> {

@@ -123,6 +123,7 @@ fn change(
             revoked_at: None,
             revocation_reason: None,
         }),
+        revocation: None,
         audit,
     }
 }

@@ -24,8 +24,10 @@ pub enum Outcome {
     NotYetValid(String),
     /// The service's certificate does not chain to the package's CA.
     Untrusted(String),
-    /// The service refused our certificate (revoked, unknown, wrong chain).
+    /// The service refused our certificate (unknown, wrong chain).
     Rejected(String),
+    /// The service refused our certificate because it is revoked.
+    Revoked(String),
     Unreachable(String),
     /// Anything else (damaged files…).
     Failed(String),
@@ -40,7 +42,7 @@ impl Outcome {
             Outcome::Expired(_) => 11,
             Outcome::NotYetValid(_) => 12,
             Outcome::Untrusted(_) => 13,
-            Outcome::Rejected(_) => 14,
+            Outcome::Rejected(_) | Outcome::Revoked(_) => 14,
             Outcome::Unreachable(_) => 15,
         }
     }
@@ -53,6 +55,7 @@ impl Outcome {
             Outcome::NotYetValid(_) => "not-yet-valid",
             Outcome::Untrusted(_) => "untrusted",
             Outcome::Rejected(_) => "rejected",
+            Outcome::Revoked(_) => "revoked",
             Outcome::Unreachable(_) => "unreachable",
             Outcome::Failed(_) => "failed",
         }
@@ -68,6 +71,7 @@ impl Outcome {
             | Outcome::NotYetValid(m)
             | Outcome::Untrusted(m)
             | Outcome::Rejected(m)
+            | Outcome::Revoked(m)
             | Outcome::Unreachable(m)
             | Outcome::Failed(m) => m.clone(),
         }
@@ -232,7 +236,11 @@ fn classify(e: &std::io::Error, host: &str, port: u16) -> Outcome {
         )),
         Some(rustls::Error::AlertReceived(alert)) => {
             let why = match alert {
-                AlertDescription::CertificateRevoked => "the certificate is revoked",
+                AlertDescription::CertificateRevoked => {
+                    return Outcome::Revoked(format!(
+                        "the service rejected this machine's certificate: it is revoked (TLS alert {alert:?})"
+                    ));
+                }
                 AlertDescription::CertificateExpired => "the certificate is expired",
                 AlertDescription::UnknownCA => {
                     "the certificate's chain is not from this service's CA"
@@ -277,6 +285,10 @@ fn interpret(raw: &[u8]) -> Outcome {
         };
     }
     match serde_json::from_str::<enroll_proto::Problem>(&body) {
+        Ok(p) if p.code == "cert.revoked" => Outcome::Revoked(format!(
+            "the service rejected this machine's certificate: {}; request a new one",
+            p.detail
+        )),
         Ok(p) => Outcome::Rejected(format!(
             "the service rejected this machine's certificate: {} ({})",
             p.detail, p.code

@@ -346,7 +346,10 @@ pub fn state_of(view: &RequestView, chain_pem: &str) -> proto::RequestState {
         requested_by: r.details.requester.clone(),
         downloaded_at: r.downloaded_at.map(|t| t.0),
         downloaded_by: r.downloaded_by.clone(),
-        reason: r.reason.clone(),
+        reason: match (&view.certificate, r.status) {
+            (Some(c), enroll_core::RequestStatus::Revoked) => c.revocation_reason.clone(),
+            _ => r.reason.clone(),
+        },
         alt_names: r.alt_names.iter().map(|n| n.to_text()).collect(),
         chain_pem: certificate_pem.as_ref().map(|_| chain_pem.to_owned()),
         certificate_pem,

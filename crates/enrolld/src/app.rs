@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use enroll_core::{Actor, Clock, Role, UnixTime};
 use enroll_pki::IssuingCa;
+use enroll_pki::revocation::OcspResponder;
 use enroll_ra::{IssuePolicy, Ra};
 use enroll_store::SqlStore;
 
@@ -58,14 +59,29 @@ impl App {
             key,
         )
         .context("the issuing CA certificate is unusable")?;
-        let ra = Ra::new(
+        let cert_der = ca.cert_der();
+        let mut ra = Ra::new(
             store,
             Arc::new(ca),
             SystemClock,
             IssuePolicy {
                 validity_days: config.validity_days,
+                revocation: Some(config.revocation_urls()),
+                crl_period: i64::from(config.crl_period_hours.max(1)) * 3600,
+                ..IssuePolicy::default()
             },
         );
+        // Missing during `init`, before the responder is issued.
+        let ocsp_pem = data.file("ocsp/ocsp.pem");
+        if ocsp_pem.exists() {
+            let cert = enroll_pki::inspect::first_cert_der(&read(&ocsp_pem)?)
+                .context("the OCSP responder certificate is unusable")?;
+            let key = enroll_pki::keys::load_key_pem(&read(&data.file("ocsp/ocsp.key"))?)
+                .context("the OCSP responder key is unusable")?;
+            let responder = OcspResponder::new(cert, key, &cert_der)
+                .context("the OCSP responder certificate is unusable")?;
+            ra = ra.with_ocsp(responder);
+        }
         Ok(App { data, config, ra })
     }
 }

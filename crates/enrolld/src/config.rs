@@ -6,6 +6,7 @@
 //! DATA/ca/root.pem, root.key, issuing.pem, issuing.key
 //! DATA/tls/server.pem (certificate + chain), server.key
 //! DATA/admin/admin.pem, admin.key, ca.pem   first central-administrator credential
+//! DATA/ocsp/ocsp.pem, ocsp.key  the delegated OCSP responder
 //! ```
 //! Private keys are written owner-only (0600) in owner-only folders.
 
@@ -33,6 +34,43 @@ pub struct Config {
     pub validity_days: u32,
     /// `rsa-2048` or `ecdsa-p256`: the CA's key type (informational).
     pub key_type: String,
+    /// Plain-HTTP address for CRLs, OCSP and CA certificates (relying
+    /// parties fetch them without TLS; they are signed).
+    #[serde(default = "default_http_listen")]
+    pub http_listen: String,
+    /// The base URL of that listener as relying parties reach it; written
+    /// into every certificate (CRL distribution point, OCSP, CA issuers).
+    #[serde(default = "default_public_http_url")]
+    pub public_http_url: String,
+    /// Hours between a CRL's thisUpdate and nextUpdate.
+    #[serde(default = "default_crl_period_hours")]
+    pub crl_period_hours: u32,
+}
+
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
+
+fn default_http_listen() -> String {
+    DEFAULT_HTTP_LISTEN.into()
+}
+
+fn default_public_http_url() -> String {
+    "http://localhost:8080".into()
+}
+
+fn default_crl_period_hours() -> u32 {
+    24
+}
+
+impl Config {
+    /// Where relying parties find revocation information.
+    pub fn revocation_urls(&self) -> enroll_pki::RevocationUrls {
+        let base = self.public_http_url.trim_end_matches('/');
+        enroll_pki::RevocationUrls {
+            crl: format!("{base}/crl/issuing.crl"),
+            ocsp: format!("{base}/ocsp"),
+            ca_issuers: format!("{base}/ca/issuing.crt"),
+        }
+    }
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
@@ -135,6 +173,15 @@ fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
         .and_then(|()| f.sync_all())
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
+}
+
+/// Replaces a file whole (temporary file, then rename), created with
+/// `mode` so a key is never readable by others, not even briefly.
+pub fn replace_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    write_new(&tmp, contents, mode)?;
+    fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
 }
 
 /// Creates a directory readable only by its owner.

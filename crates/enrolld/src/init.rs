@@ -25,6 +25,9 @@ pub struct InitOptions {
     pub ca_name: String,
     /// A database URL (PostgreSQL) instead of the embedded SQLite file.
     pub database: Option<String>,
+    pub http_listen: String,
+    /// Base URL of the plain-HTTP listener, as written into certificates.
+    pub public_http_url: Option<String>,
 }
 
 impl Default for InitOptions {
@@ -36,6 +39,8 @@ impl Default for InitOptions {
             validity_days: 365,
             ca_name: "Enroll".into(),
             database: None,
+            http_listen: crate::config::DEFAULT_HTTP_LISTEN.into(),
+            public_http_url: None,
         }
     }
 }
@@ -108,9 +113,16 @@ pub async fn init(dir: &Path, opts: InitOptions) -> Result<()> {
     Ok(())
 }
 
+pub fn key_type_of(name: &str) -> KeyType {
+    match name {
+        "ecdsa-p256" => KeyType::EcdsaP256,
+        _ => KeyType::Rsa2048,
+    }
+}
+
 async fn build(staging: &Path, opts: &InitOptions) -> Result<()> {
     private_dir(staging)?;
-    for sub in ["ca", "tls", "admin"] {
+    for sub in ["ca", "tls", "admin", "ocsp"] {
         private_dir(&staging.join(sub))?;
     }
     let rng = aws_lc_rs::rand::SystemRandom::new();
@@ -141,6 +153,26 @@ async fn build(staging: &Path, opts: &InitOptions) -> Result<()> {
         hostnames: opts.hostnames.clone(),
         validity_days: opts.validity_days,
         key_type: key_type_name(opts.key_type).into(),
+        public_http_url: opts.public_http_url.clone().unwrap_or_else(|| {
+            let host = opts
+                .hostnames
+                .first()
+                .map(String::as_str)
+                .unwrap_or("localhost");
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host.to_owned()
+            };
+            let port = opts
+                .http_listen
+                .rsplit_once(':')
+                .map(|(_, p)| p)
+                .unwrap_or("8080");
+            format!("http://{host}:{port}")
+        }),
+        http_listen: opts.http_listen.clone(),
+        crl_period_hours: 24,
     };
     let text = format!(
         "# Enroll service configuration. Unknown keys are errors.\n\
@@ -234,6 +266,40 @@ async fn build(staging: &Path, opts: &InitOptions) -> Result<()> {
         &staging.join("admin/ca.pem"),
         app.ra.ca().root_pem().as_bytes(),
     )?;
+    issue_ocsp_signer(&app, staging, opts.key_type).await?;
     app.ra.store().close().await;
+    Ok(())
+}
+
+/// The delegated OCSP responder's certificate: short-lived, renewed by
+/// `serve` when a month or less is left.
+pub const OCSP_SIGNER_DAYS: u32 = 90;
+
+pub async fn issue_ocsp_signer(app: &App, dir: &Path, key_type: KeyType) -> Result<()> {
+    let key = key_type.generate()?;
+    let issued = app
+        .ra
+        .issue_unbound(UnboundCert {
+            profile: Profile::OcspSigning,
+            subject: vec![
+                (DnAttr::Organization, "Enroll".into()),
+                (DnAttr::CommonName, "Enroll OCSP Responder".into()),
+            ],
+            spki_der: enroll_pki::keys::spki_der(&key),
+            key: key_info(key_type),
+            dns_names: Vec::new(),
+            ip_addresses: Vec::new(),
+            validity_days: OCSP_SIGNER_DAYS,
+        })
+        .await
+        .context("cannot issue the OCSP responder certificate")?;
+    let ocsp = dir.join("ocsp");
+    crate::config::private_dir(&ocsp)?;
+    crate::config::replace_file(
+        &ocsp.join("ocsp.key"),
+        key.serialize_pem().as_bytes(),
+        0o600,
+    )?;
+    crate::config::replace_file(&ocsp.join("ocsp.pem"), issued.pem.as_bytes(), 0o644)?;
     Ok(())
 }

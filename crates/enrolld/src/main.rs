@@ -5,6 +5,7 @@ mod app;
 mod config;
 mod init;
 mod ops;
+mod public;
 mod tls;
 
 use std::path::PathBuf;
@@ -64,6 +65,13 @@ enum Command {
         /// Name of the CA (its certificates' O and CN prefix).
         #[arg(long, default_value = "Enroll", value_name = "NAME")]
         ca_name: String,
+        /// Plain-HTTP address for CRLs, OCSP and CA certificates.
+        #[arg(long, default_value = config::DEFAULT_HTTP_LISTEN, value_name = "ADDR")]
+        http_listen: String,
+        /// Base URL of that listener as relying parties reach it, written
+        /// into every certificate (default http://<first hostname>:<port>).
+        #[arg(long, value_name = "URL")]
+        public_http_url: Option<String>,
         /// Database URL to record in the configuration, e.g.
         /// postgres://enroll@db.example/enroll (default: SQLite in DIR).
         #[arg(long, value_name = "URL", env = "ENROLLD_DATABASE")]
@@ -79,6 +87,10 @@ enum Command {
         /// Address to listen on, overriding the configuration.
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
+        /// Plain-HTTP address for CRLs, OCSP and CA certificates,
+        /// overriding the configuration.
+        #[arg(long, value_name = "ADDR")]
+        http_listen: Option<String>,
     },
     /// Member organizations.
     #[command(subcommand)]
@@ -155,6 +167,8 @@ async fn run(cli: Cli) -> Result<()> {
             validity_days,
             ca_name,
             database,
+            http_listen,
+            public_http_url,
         } => {
             let key_type = enroll_pki::KeyType::parse(&key_type)
                 .filter(|k| {
@@ -172,6 +186,8 @@ async fn run(cli: Cli) -> Result<()> {
                 validity_days,
                 ca_name,
                 database,
+                http_listen,
+                public_http_url,
                 ..Default::default()
             };
             if !hostnames.is_empty() {
@@ -184,7 +200,11 @@ async fn run(cli: Cli) -> Result<()> {
             print_init(&data);
             Ok(())
         }
-        Command::Serve { data, listen } => serve(data, listen).await,
+        Command::Serve {
+            data,
+            listen,
+            http_listen,
+        } => serve(data, listen, http_listen).await,
         Command::Org(c) => ops::org(c).await,
         Command::Package(c) => ops::package(c).await,
         Command::Request(c) => ops::request(c).await,
@@ -203,15 +223,19 @@ fn print_init(data: &std::path::Path) {
     );
 }
 
-async fn serve(args: DataArgs, listen: Option<String>) -> Result<()> {
+async fn serve(args: DataArgs, listen: Option<String>, http_listen: Option<String>) -> Result<()> {
     let data = DataDir::new(&args.data);
     if !data.is_initialised() && !args.data.exists() {
         tracing::info!(dir = %args.data.display(), "no data directory yet: initialising");
         init::init(&args.data, init::InitOptions::default()).await?;
         print_init(&args.data);
     }
-    let app = app::App::open(data, args.database.as_deref()).await?;
+    let mut app = app::App::open(data, args.database.as_deref()).await?;
+    if renew_ocsp_signer(&app).await? {
+        app = app::App::open(app.data.clone(), args.database.as_deref()).await?;
+    }
     let listen = listen.unwrap_or_else(|| app.config.listen.clone());
+    let http_listen = http_listen.unwrap_or_else(|| app.config.http_listen.clone());
     let read = |rel: &str| {
         std::fs::read_to_string(app.data.file(rel))
             .with_context(|| format!("cannot read {}", app.data.file(rel).display()))
@@ -220,23 +244,59 @@ async fn serve(args: DataArgs, listen: Option<String>) -> Result<()> {
     let tls_cfg = tls::server_config(&read("tls/server.pem")?, &read("tls/server.key")?, &anchors)?;
     let listener = tls::TlsListener::bind(&listen, tls_cfg).await?;
     let local = axum::serve::Listener::local_addr(&listener)?;
+    let http = tokio::net::TcpListener::bind(&http_listen)
+        .await
+        .with_context(|| format!("cannot listen on {http_listen} (CRL and OCSP)"))?;
+    let http_local = http.local_addr()?;
     tracing::info!(
         address = %local,
+        revocation = %http_local,
         database = app.ra.store().backend_name(),
-        "enrolld listening on https://{local}/"
+        "enrolld listening on https://{local}/ (CRL and OCSP on http://{http_local}/)"
     );
-    // Scripts and tests read this line to learn the port when 0 was asked.
+    // Scripts and tests read these lines to learn the ports when 0 was asked.
     println!("listening on https://{local}/");
-    let router = api::router(std::sync::Arc::new(app.ra));
-    axum::serve(
+    println!("revocation on http://{http_local}/");
+    let ra = std::sync::Arc::new(app.ra);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let scheduler = tokio::spawn(public::crl_scheduler(ra.clone()));
+    let public = axum::serve(http, public::router(ra.clone()).into_make_service())
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let api = axum::serve(
         listener,
-        router.into_make_service_with_connect_info::<tls::ConnInfo>(),
+        api::router(ra).into_make_service_with_connect_info::<tls::ConnInfo>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("the server failed")?;
+    .with_graceful_shutdown(stopped(stop_rx));
+    let (a, p) = tokio::join!(api, public);
+    scheduler.abort();
+    a.context("the API server failed")?;
+    p.context("the CRL and OCSP server failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Re-issues the OCSP responder's certificate when it expires within 30
+/// days (or is missing). Returns whether it did.
+async fn renew_ocsp_signer(app: &app::App) -> Result<bool> {
+    let pem = app.data.file("ocsp/ocsp.pem");
+    let now = enroll_core::Clock::now(&app::SystemClock);
+    let fresh = std::fs::read_to_string(&pem)
+        .ok()
+        .and_then(|p| enroll_pki::CertInfo::from_pem(&p).ok())
+        .is_some_and(|c| c.not_after.0 > now.plus_days(30).0);
+    if fresh {
+        return Ok(false);
+    }
+    tracing::info!("issuing a new OCSP responder certificate");
+    init::issue_ocsp_signer(app, &app.data.root, init::key_type_of(&app.config.key_type)).await?;
+    Ok(true)
 }
 
 async fn shutdown_signal() {

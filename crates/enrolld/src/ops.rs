@@ -126,6 +126,21 @@ pub enum RequestCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Revokes the certificate of a request; Revoked is final.
+    #[command(
+        after_help = "Example:\n  enrolld request revoke --data DIR 42 --reason keyCompromise\n\n\
+Reasons (RFC 5280): unspecified, keyCompromise, cACompromise, affiliationChanged, superseded,\n\
+cessationOfOperation, certificateHold, privilegeWithdrawn, aACompromise."
+    )]
+    Revoke {
+        #[command(flatten)]
+        data: DataArgs,
+        id: i64,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Rejects a Pending request with a reason the requester will see.
     #[command(
         after_help = "Example:\n  enrolld request reject --data DIR 42 --reason \"unknown machine, call the help desk\""
@@ -566,6 +581,37 @@ pub async fn request(c: RequestCommand) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 println!("Request {id} approved; certificate {serial} issued");
+            }
+        }
+        RequestCommand::Revoke {
+            data,
+            id,
+            reason,
+            json,
+        } => {
+            let reason = enroll_pki::revocation::Reason::parse(&reason).with_context(|| {
+                format!(
+                    "--reason {reason:?} is not an RFC 5280 reason: use one of {}",
+                    enroll_pki::revocation::Reason::ALL
+                        .iter()
+                        .map(|r| r.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?;
+            let app = open(&data).await?;
+            let r = app
+                .ra
+                .revoke(&actor, RequestId(id), reason, None)
+                .await
+                .map_err(ra_err)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&request_json(&r))?);
+            } else {
+                println!(
+                    "Request {id} revoked ({}); a new CRL is published",
+                    reason.name()
+                );
             }
         }
         RequestCommand::Reject {

@@ -30,7 +30,7 @@ fn every_corpus_file_through_the_server() {
         c.args(args).arg("--data").arg(&data);
         c
     };
-    ok(&mut d(&["init"]));
+    init_service(&data, &[]);
     let server = Server::start(&data);
     let url = format!("https://localhost:{}", server.port);
     ok(&mut d(&[

@@ -25,7 +25,7 @@ fn workstation_enrollment_end_to_end() {
         c
     };
 
-    ok(&mut d(&["init"]));
+    let http_port = init_service(&data, &[]);
     // init never touches an existing service.
     let again = run(&mut d(&["init"]));
     assert!(!again.status.success());
@@ -45,7 +45,9 @@ fn workstation_enrollment_end_to_end() {
     }
 
     let server = Server::start(&data);
+    assert_eq!(server.http_port, http_port);
     let url = format!("https://localhost:{}", server.port);
+    let http = format!("http://127.0.0.1:{http_port}");
     ok(&mut d(&[
         "org",
         "add",
@@ -155,6 +157,15 @@ fn workstation_enrollment_end_to_end() {
     assert!(text.contains("TLS Web Client Authentication"), "{text}");
     assert!(text.contains("X509v3 Authority Key Identifier"), "{text}");
     assert!(text.contains("X509v3 Subject Key Identifier"), "{text}");
+    assert!(
+        text.contains(&format!("URI:{http}/crl/issuing.crl")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("OCSP - URI:{http}/ocsp")), "{text}");
+    assert!(
+        text.contains(&format!("CA Issuers - URI:{http}/ca/issuing.crt")),
+        "{text}"
+    );
 
     // Mutual TLS: the client's own test, and curl as an outside client.
     let tested = client.json(&["test"]);
@@ -362,6 +373,113 @@ fn workstation_enrollment_end_to_end() {
         store: &store,
     };
     assert_eq!(run(&mut u.cmd(&["test"])).status.code(), Some(13));
+
+    // Revocation: the CA certificates, CRL and OCSP as relying parties see them.
+    let issuing = tmp.path("issuing.pem");
+    ok(Command::new(&curl)
+        .args(["-sSf", "-o"])
+        .arg(tmp.path("issuing.der"))
+        .arg(format!("{http}/ca/issuing.crt")));
+    ok(Command::new(&openssl)
+        .args(["x509", "-inform", "DER", "-in"])
+        .arg(tmp.path("issuing.der"))
+        .arg("-out")
+        .arg(&issuing));
+    let ocsp = |cert_args: &[&str]| {
+        let mut c = Command::new(&openssl);
+        c.args(["ocsp", "-no_nonce", "-issuer"])
+            .arg(&issuing)
+            .args(cert_args)
+            .arg("-CAfile")
+            .arg(&ca)
+            .args(["-url", &format!("{http}/ocsp")]);
+        let out = run(&mut c);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let cert_s = cert.to_str().unwrap().to_owned();
+    let before = ocsp(&["-cert", &cert_s]);
+    assert!(
+        before.contains(": good") && before.contains("Response verify OK"),
+        "{before}"
+    );
+    let unknown = ocsp(&["-serial", "0x4242424242"]);
+    assert!(unknown.contains(": unknown"), "{unknown}");
+    let crl_check = |label: &str| {
+        let der = tmp.path(&format!("{label}.crl"));
+        ok(Command::new(&curl)
+            .args(["-sSf", "-o"])
+            .arg(&der)
+            .arg(format!("{http}/crl/issuing.crl")));
+        let pem = tmp.path(&format!("{label}.crl.pem"));
+        ok(Command::new(&openssl)
+            .args(["crl", "-inform", "DER", "-in"])
+            .arg(&der)
+            .arg("-out")
+            .arg(&pem));
+        let out = run(Command::new(&openssl)
+            .args(["verify", "-crl_check", "-CAfile"])
+            .arg(&ca)
+            .arg("-untrusted")
+            .arg(&chain)
+            .arg("-CRLfile")
+            .arg(&pem)
+            .arg(&cert));
+        let text = ok(Command::new(&openssl)
+            .args(["crl", "-noout", "-text", "-in"])
+            .arg(&pem));
+        (
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            text,
+        )
+    };
+    let (v, first_crl) = crl_check("before");
+    assert!(v.contains(": OK"), "{v}");
+    ok(&mut d(&[
+        "request",
+        "revoke",
+        &id2.to_string(),
+        "--reason",
+        "keyCompromise",
+    ]));
+    let (v, crl_text) = crl_check("after");
+    assert!(v.contains("certificate revoked"), "{v}");
+    assert!(crl_text.contains("Key Compromise"), "{crl_text}");
+    let number = |t: &str| -> u64 {
+        let i = t.find("X509v3 CRL Number:").expect("CRL number");
+        t[i..].lines().nth(1).unwrap().trim().parse().unwrap()
+    };
+    assert!(number(&crl_text) > number(&first_crl));
+    let after = ocsp(&["-cert", &cert_s]);
+    assert!(
+        after.contains(": revoked") && after.contains("Reason: keyCompromise"),
+        "{after}"
+    );
+    let refused = client.json_any(&["test"]);
+    assert_eq!(refused["outcome"], "revoked", "{refused}");
+    assert_eq!(refused["exit_code"], 14);
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("keyCompromise"),
+        "{refused}"
+    );
+    let again = run(&mut d(&[
+        "request",
+        "revoke",
+        &id2.to_string(),
+        "--reason",
+        "superseded",
+    ]));
+    assert!(!again.status.success(), "Revoked is final");
 
     // The event log has a line per action and no secret.
     let log = std::fs::read_to_string(pkg.join("logs/enroll.log")).expect("log");

@@ -94,3 +94,13 @@ CREATE TABLE operators (
     created_at   BIGINT NOT NULL,
     revoked_at   BIGINT
 );
+
+-- Every CRL issued. The primary key makes CRL numbers unique across all
+-- nodes; a node that loses the race builds again with the next number.
+CREATE TABLE crls (
+    number       BIGINT PRIMARY KEY,
+    this_update  BIGINT NOT NULL,
+    next_update  BIGINT NOT NULL,
+    der          BLOB NOT NULL
+);
+CREATE INDEX certificates_revoked ON certificates (revoked_at) WHERE revoked_at IS NOT NULL;

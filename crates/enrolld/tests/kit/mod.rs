@@ -82,9 +82,31 @@ pub fn json(s: &str) -> Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
 }
 
+/// A loopback port free right now (for the plain-HTTP listener, whose
+/// URL `init` writes into certificates before the service starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `enrolld init` with the revocation listener on a free port; returns it.
+pub fn init_service(data: &Path, extra: &[&str]) -> u16 {
+    let port = free_port();
+    ok(Command::new(enrolld_bin())
+        .args(["init", "--data"])
+        .arg(data)
+        .args(["--http-listen", &format!("127.0.0.1:{port}")])
+        .args(["--public-http-url", &format!("http://127.0.0.1:{port}")])
+        .args(extra));
+    port
+}
+
 pub struct Server {
     child: Child,
     pub port: u16,
+    pub http_port: u16,
 }
 
 impl Server {
@@ -98,16 +120,25 @@ impl Server {
             .expect("start enrolld");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let port = loop {
+        let mut port = None;
+        let mut http_port = None;
+        while port.is_none() || http_port.is_none() {
             let line = lines
                 .next()
                 .expect("enrolld exited before listening")
                 .expect("read stdout");
             if let Some(rest) = line.strip_prefix("listening on https://127.0.0.1:") {
-                break rest.trim_end_matches('/').parse().expect("port");
+                port = rest.trim_end_matches('/').parse().ok();
             }
-        };
-        Server { child, port }
+            if let Some(rest) = line.strip_prefix("revocation on http://127.0.0.1:") {
+                http_port = rest.trim_end_matches('/').parse().ok();
+            }
+        }
+        Server {
+            child,
+            port: port.expect("port"),
+            http_port: http_port.expect("http port"),
+        }
     }
 
     /// SIGTERM, and the service must stop cleanly.
@@ -147,6 +178,14 @@ impl Client<'_> {
         all.push("--json");
         json(&ok(&mut self.cmd(&all)))
     }
+    /// Runs with --json and reads the output whatever the exit code.
+    pub fn json_any(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = run(&mut self.cmd(&all));
+        json(&String::from_utf8_lossy(&out.stdout))
+    }
+
     pub fn submit(&self, extra: &[&str]) -> Value {
         let mut args = vec![
             "submit",
