@@ -219,11 +219,23 @@ pub enum TransitionError {
         why: &'static str,
     },
     /// The request is not in a status this action applies to.
-    #[error("a request that is {from} cannot be {action}d")]
+    #[error("a request that is {from} cannot be {}", past(action))]
     InvalidStatus {
         from: RequestStatus,
         action: &'static str,
     },
+}
+
+fn past(action: &str) -> String {
+    match action {
+        "approve" => "approved".into(),
+        "reject" => "rejected".into(),
+        "cancel" => "cancelled".into(),
+        "install" => "installed".into(),
+        "download" => "downloaded".into(),
+        "revoke" => "revoked".into(),
+        other => format!("{other}ed"),
+    }
 }
 
 /// Decides one status change: from `from`, `actor` wants `action` on a
@@ -419,6 +431,23 @@ mod tests {
         )
         .expect_err("other organization");
         assert!(e.to_string().contains("another organization"), "{e}");
+    }
+
+    #[test]
+    fn refusals_read_as_english() {
+        let admin = Actor::new(Role::CentralAdmin, "admin");
+        let e = transition(
+            Installed,
+            Action::Reject,
+            &admin,
+            RequestKind::Workstation,
+            &org("AAA"),
+        )
+        .expect_err("installed");
+        assert_eq!(
+            e.to_string(),
+            "a request that is Installed cannot be rejected"
+        );
     }
 
     #[test]

@@ -152,20 +152,29 @@ fn non_empty(field: &'static str, v: String) -> Result<String, PolicyViolation> 
     }
 }
 
-/// Free text for a subject attribute: trimmed, no control characters, at
-/// most `max` characters.
+/// Characters that change how text reads without being visible: control
+/// characters and Unicode direction overrides (which can make a name shown
+/// to an approver read differently from what is issued).
+pub fn is_deceptive(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Free text for a subject attribute: trimmed, no control characters or
+/// direction overrides, at most `max` characters.
 pub fn check_text(field: &'static str, v: &str, max: usize) -> Result<String, PolicyViolation> {
     let v = v.trim();
-    if v.chars().any(char::is_control) {
+    if v.chars().any(is_deceptive) {
         return Err(PolicyViolation::new(
             field,
-            "contains a control character (newline, tab, NUL…); type plain text",
+            "contains a control character or a direction override (newline, tab, NUL, U+202E…); \
+             type plain text",
         ));
     }
     if v.chars().count() > max {
         return Err(PolicyViolation::new(
             field,
-            format!("is longer than the {max} characters RFC 5280 allows; shorten it"),
+            format!("is longer than the {max} characters allowed; shorten it"),
         ));
     }
     Ok(v.to_owned())
@@ -340,12 +349,19 @@ mod tests {
         let i = SubjectInput {
             common_name: "nope".into(),
             email: Some("nope".into()),
-            locality: Some("a\u{0}b".into()),
+            locality: Some("Pa\u{202E}ris".into()),
             state: Some("x".repeat(129)),
         };
         let e = build(&i, RequestKind::Server).expect_err("four problems");
         let fields: Vec<_> = e.iter().map(|p| p.field).collect();
         assert_eq!(fields, ["common_name", "email", "locality", "state"]);
+    }
+
+    #[test]
+    fn control_characters_are_refused() {
+        assert!(check_text("l", "a\u{0}b", 10).is_err());
+        assert!(check_text("l", "a\nb", 10).is_err());
+        assert!(check_text("l", "Zürich", 10).is_ok());
     }
 
     #[test]

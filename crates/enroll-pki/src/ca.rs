@@ -103,6 +103,7 @@ pub struct IssuingCa<S: Signer = KeyPair> {
     issuer: Issuer<'static, S>,
     cert_pem: String,
     root_pem: String,
+    not_before: UnixTime,
     not_after: UnixTime,
 }
 
@@ -127,12 +128,14 @@ impl<S: Signer> IssuingCa<S> {
             what: "issuing CA certificate",
             detail: e.to_string(),
         })?;
+        let not_before = UnixTime(cert.validity().not_before.timestamp());
         let not_after = UnixTime(cert.validity().not_after.timestamp());
         let issuer = Issuer::from_ca_cert_pem(cert_pem, key)?;
         Ok(IssuingCa {
             issuer,
             cert_pem: cert_pem.to_owned(),
             root_pem: root_pem.to_owned(),
+            not_before,
             not_after,
         })
     }
@@ -162,11 +165,11 @@ impl<S: Signer> IssuingCa<S> {
     }
 
     /// Signs a certificate built from `params`. Validity is cut to the
-    /// issuing CA's own, so no certificate outlives its issuer.
+    /// issuing CA's own, so no certificate outlives its issuer or starts
+    /// before it.
     pub fn issue(&self, mut params: IssueParams) -> Result<Issued, PkiError> {
-        if params.not_after > self.not_after {
-            params.not_after = self.not_after;
-        }
+        params.not_after = params.not_after.min(self.not_after);
+        params.not_before = params.not_before.max(self.not_before);
         let spki = rcgen::SubjectPublicKeyInfo::from_der(&params.spki_der)?;
         let cert = params.to_rcgen()?.signed_by(&spki, &self.issuer)?;
         Ok(Issued {

@@ -279,12 +279,12 @@ fn read_name(name: &Tlv<'_>) -> Result<Subject, DerError> {
                 Some(s) => s,
                 None => format!("#{}", hex(value.raw)),
             };
-            if text.chars().any(char::is_control) {
+            if text.chars().any(enroll_core::subject::is_deceptive) {
                 problems.push(problem(
                     "subject.invalid",
                     format!(
-                        "the subject's {key} contains control characters (newline, NUL…); \
-                         regenerate the request with plain text"
+                        "the subject's {key} contains control characters or direction overrides \
+                         (newline, NUL, U+202E…); regenerate the request with plain text"
                     ),
                 ));
             }

@@ -359,7 +359,22 @@ impl<S: Store, C: Clock> Ra<S, C> {
                 "an environment name is 1 to 32 letters, digits, '-' or '_', e.g. Prod",
             ));
         }
-        if !spec.url.starts_with("https://") || spec.url.len() > 512 {
+        let host_ok = spec
+            .url
+            .strip_prefix("https://")
+            .and_then(|rest| rest.split('/').next())
+            .map(|authority| authority.rsplit_once(':').map_or(authority, |(h, _)| h))
+            .is_some_and(|host| !host.is_empty() && !host.contains(char::is_whitespace));
+        let port_ok = spec
+            .url
+            .strip_prefix("https://")
+            .and_then(|rest| rest.split('/').next())
+            .is_some_and(|a| {
+                a.ends_with(']')
+                    || a.rsplit_once(':')
+                        .is_none_or(|(_, p)| p.parse::<u16>().is_ok())
+            });
+        if !host_ok || !port_ok || spec.url.len() > 512 {
             problems.push(PolicyViolation::new(
                 "url",
                 "the enrollment service URL must be https://HOST:PORT",
@@ -634,12 +649,21 @@ impl<S: Store, C: Clock> Ra<S, C> {
         session: &PackageSession,
         id: RequestId,
     ) -> Result<RequestView> {
+        // Only requests made through a package of the same organization
+        // and environment: a Test package sees nothing of Prod.
+        let not_found = || RaError::NotFound(format!("request {id}"));
         let request = self
             .store
             .request(id)
             .await?
             .filter(|r| r.subject.organization == session.org.code)
-            .ok_or_else(|| RaError::NotFound(format!("request {id}")))?;
+            .ok_or_else(not_found)?;
+        if request.package_id != session.package.id {
+            let origin = self.store.package(&request.package_id).await?;
+            if origin.is_none_or(|p| p.environment != session.package.environment) {
+                return Err(not_found());
+            }
+        }
         let certificate = if request.status.has_certificate() {
             self.store.certificate_for_request(id).await?
         } else {

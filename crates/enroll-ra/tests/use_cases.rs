@@ -273,6 +273,34 @@ async fn submissions_are_validated_before_anything_is_stored() {
 }
 
 #[tokio::test]
+async fn package_urls_must_name_a_host() {
+    let k = kit("url").await;
+    for url in [
+        "https://",
+        "https://:8443",
+        "http://a.example",
+        "https://a.example:99999",
+        "https://a b.example",
+    ] {
+        let e =
+            k.ra.create_package(
+                &admin(),
+                PackageSpec {
+                    org: OrgCode::parse("AAA").unwrap(),
+                    environment: "Prod".into(),
+                    enrollment_type: EnrollmentType::Machine,
+                    server: false,
+                    allow_external: false,
+                    url: url.into(),
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, RaError::Policy(_)), "{url}: {e}");
+    }
+}
+
+#[tokio::test]
 async fn revoked_or_forged_package_credentials_are_refused() {
     let k = kit("cred").await;
     let s = session(&k, "AAA", false).await;
@@ -310,6 +338,32 @@ async fn clients_install_only_their_organizations_approved_requests() {
         RaError::InvalidStatus(_)
     ));
     k.ra.approve(&admin(), id, None).await.unwrap();
+    // Another environment's package of the same organization cannot see it.
+    let test_env =
+        k.ra.create_package(
+            &admin(),
+            PackageSpec {
+                org: OrgCode::parse("AAA").unwrap(),
+                environment: "Test".into(),
+                enrollment_type: EnrollmentType::Machine,
+                server: false,
+                allow_external: false,
+                url: "https://enroll-test.example:8443".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let t =
+        k.ra.authenticate_package(&test_env.credential.expose())
+            .await
+            .unwrap();
+    assert!(matches!(
+        k.ra.acknowledge(&t, id, None).await.unwrap_err(),
+        RaError::NotFound(_)
+    ));
+    // A copy of the same environment's package (rotated credential) can.
+    let a2 = session(&k, "AAA", false).await;
+    assert!(k.ra.client_view(&a2, id).await.is_ok());
     // Another organization's package cannot see it.
     assert!(matches!(
         k.ra.acknowledge(&b, id, None).await.unwrap_err(),

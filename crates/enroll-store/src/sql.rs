@@ -79,7 +79,14 @@ impl SqlStore {
         Ok(SqlStore { pool, backend })
     }
 
+    /// Closes the pool. On SQLite the write-ahead log is folded into the
+    /// database file first, so the file alone is complete again.
     pub async fn close(&self) {
+        if self.backend == Backend::Sqlite {
+            let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await;
+        }
         self.pool.close().await;
     }
 }

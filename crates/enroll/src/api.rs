@@ -15,6 +15,12 @@ pub enum ApiError {
     /// The service could not be reached or the TLS session failed.
     #[error("the enrollment service at {url} cannot be reached: {detail}")]
     Unreachable { url: String, detail: String },
+    /// The service's certificate does not chain to the package's CA.
+    #[error(
+        "the enrollment service at {url} presented a certificate this package does not trust \
+         ({detail}); check the package's URL and ca.pem"
+    )]
+    Untrusted { url: String, detail: String },
     /// The service answered with a problem document.
     #[error("{} ({})", .0.detail, .0.code)]
     Problem(Box<proto::Problem>),
@@ -72,9 +78,19 @@ impl Api {
         &self,
         r: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<T, ApiError> {
-        let resp = r.map_err(|e| ApiError::Unreachable {
-            url: self.base.clone(),
-            detail: e.to_string(),
+        let resp = r.map_err(|e| {
+            let detail = e.to_string();
+            if detail.contains("invalid peer certificate") {
+                ApiError::Untrusted {
+                    url: self.base.clone(),
+                    detail,
+                }
+            } else {
+                ApiError::Unreachable {
+                    url: self.base.clone(),
+                    detail,
+                }
+            }
         })?;
         let status = resp.status();
         let text = resp

@@ -101,7 +101,7 @@ pub fn run(cli: Cli) -> Result<u8> {
 }
 
 fn print_json(v: &serde_json::Value) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    say!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
@@ -164,40 +164,40 @@ fn info(ctx: &Ctx) -> Result<u8> {
             "allow_external": p.allow_external,
         }))?;
     } else {
-        println!("Environment:          {}", p.environment);
-        println!("Enrollment service:   {}", p.url);
-        println!(
+        say!("Environment:          {}", p.environment);
+        say!("Enrollment service:   {}", p.url);
+        say!(
             "Package:              {} ({})",
             ctx.pkg.env_dir.display(),
             p.package_id
         );
-        println!();
-        println!("Certificate request");
-        println!("  Organization:       [{}, {}]", p.org_code, p.org_name);
-        println!("  Country:            {}", p.country);
-        println!("  Locality / City:    (editable: --locality)");
-        println!("  State / Province:   (editable: --state)");
-        println!("  Email:              (editable: --email)");
-        println!("  Key length:         2048 (editable: --key-length 2048|3072|4096)");
-        println!("  Organization unit:  {}", ctx.pkg.ou());
-        println!("  Key usage:          DigitalSignature, KeyEncipherment, DataEncipherment");
-        println!("  Extended key usage: ClientAuth");
-        println!("  Common name:        {cn}");
-        println!();
-        println!("Client details");
-        println!("  Machine FQDN:       {}", id.fqdn);
-        println!("  MAC address:        {}", id.mac);
-        println!("  NIC id:             {}", id.nic_id);
-        println!("  Processor id:       {}", id.processor_id);
-        println!("  OS version:         {}", id.os_version);
-        println!("  OS type:            {}", id.os_type);
-        println!("  Requester:          {}", id.requester);
-        println!("  IP address:         (as the service sees it)");
-        println!("  Enrollment type:    {}", p.enrollment_type);
-        println!("  Phone:              (editable: --phone)");
-        println!("  Description:        (editable: --description)");
-        println!();
-        println!("Certificate store:    {}", ctx.store.dir.display());
+        say!();
+        say!("Certificate request");
+        say!("  Organization:       [{}, {}]", p.org_code, p.org_name);
+        say!("  Country:            {}", p.country);
+        say!("  Locality / City:    (editable: --locality)");
+        say!("  State / Province:   (editable: --state)");
+        say!("  Email:              (editable: --email)");
+        say!("  Key length:         2048 (editable: --key-length 2048|3072|4096)");
+        say!("  Organization unit:  {}", ctx.pkg.ou());
+        say!("  Key usage:          DigitalSignature, KeyEncipherment, DataEncipherment");
+        say!("  Extended key usage: ClientAuth");
+        say!("  Common name:        {cn}");
+        say!();
+        say!("Client details");
+        say!("  Machine FQDN:       {}", id.fqdn);
+        say!("  MAC address:        {}", id.mac);
+        say!("  NIC id:             {}", id.nic_id);
+        say!("  Processor id:       {}", id.processor_id);
+        say!("  OS version:         {}", id.os_version);
+        say!("  OS type:            {}", id.os_type);
+        say!("  Requester:          {}", id.requester);
+        say!("  IP address:         (as the service sees it)");
+        say!("  Enrollment type:    {}", p.enrollment_type);
+        say!("  Phone:              (editable: --phone)");
+        say!("  Description:        (editable: --description)");
+        say!();
+        say!("Certificate store:    {}", ctx.store.dir.display());
     }
     ctx.log.record("info", "ok");
     Ok(0)
@@ -265,6 +265,15 @@ fn submit(ctx: &Ctx, a: SubmitArgs) -> Result<u8> {
         (_, None) => id.hardware_id(),
     };
     // The same policy the service applies, for feedback before any key is made.
+    for (flag, v) in [
+        ("--locality", &a.locality),
+        ("--state", &a.state),
+        ("--email", &a.email),
+    ] {
+        if v.as_deref().is_none_or(|v| v.trim().is_empty()) {
+            bail!("{flag} must not be empty: it goes into the certificate's subject");
+        }
+    }
     let subject_input = SubjectInput {
         common_name,
         email: a.email,
@@ -352,6 +361,7 @@ fn submit(ctx: &Ctx, a: SubmitArgs) -> Result<u8> {
         subject_name: Some(fields.subject_name()),
         certificate_path: None,
         key_path: None,
+        key_lost: false,
     });
     ctx.store.save(&state)?;
     for c in &resp.cancelled {
@@ -368,11 +378,11 @@ fn submit(ctx: &Ctx, a: SubmitArgs) -> Result<u8> {
             "common_name": fields.common_name, "subject_name": fields.subject_name(),
         }))?;
     } else {
-        println!("Request {} submitted: {}", resp.id, resp.status);
+        say!("Request {} submitted: {}", resp.id, resp.status);
         for c in &resp.cancelled {
-            println!("  your earlier pending request {c} is now Cancelled");
+            say!("  your earlier pending request {c} is now Cancelled");
         }
-        println!("Run `enroll get` once a manager has approved it.");
+        say!("Run `enroll get` once a manager has approved it.");
     }
     Ok(0)
 }
@@ -432,18 +442,18 @@ fn submit_external(ctx: &Ctx, a: SubmitArgs) -> Result<u8> {
     let cn = enroll_core::subject::check_host_name(&cn)
         .map_err(|e| anyhow::anyhow!("--common-name: {}", e.reason))?;
     if !ctx.json {
-        println!("Read from {}:", file.display());
-        println!(
+        say!("Read from {}:", file.display());
+        say!(
             "  Locality:      {}",
             csr.locality.as_deref().unwrap_or("-")
         );
-        println!("  State:         {}", csr.state.as_deref().unwrap_or("-"));
-        println!("  Email:         {}", csr.email.as_deref().unwrap_or("-"));
-        println!("  Key:           {}", csr.key.describe());
-        println!("  Signature:     {}", csr.signature_algorithm);
+        say!("  State:         {}", csr.state.as_deref().unwrap_or("-"));
+        say!("  Email:         {}", csr.email.as_deref().unwrap_or("-"));
+        say!("  Key:           {}", csr.key.describe());
+        say!("  Signature:     {}", csr.signature_algorithm);
         let mut names: Vec<String> = csr.dns_names.iter().map(|d| format!("DNS:{d}")).collect();
         names.extend(csr.ip_addresses.iter().map(|i| format!("IP:{i}")));
-        println!(
+        say!(
             "  Names:         {}",
             if names.is_empty() {
                 "-".into()
@@ -451,7 +461,7 @@ fn submit_external(ctx: &Ctx, a: SubmitArgs) -> Result<u8> {
                 names.join(", ")
             }
         );
-        println!("  Common name:   {cn} (entered)");
+        say!("  Common name:   {cn} (entered)");
     }
     if a.dry_run {
         ctx.log
@@ -461,7 +471,7 @@ fn submit_external(ctx: &Ctx, a: SubmitArgs) -> Result<u8> {
                 &json!({"dry_run": true, "accepted": true, "common_name": cn, "read": read_json(&csr)}),
             )?;
         } else {
-            println!("The request is acceptable (dry run: nothing was sent).");
+            say!("The request is acceptable (dry run: nothing was sent).");
         }
         return Ok(0);
     }
@@ -505,6 +515,7 @@ fn submit_external(ctx: &Ctx, a: SubmitArgs) -> Result<u8> {
         subject_name: None,
         certificate_path: None,
         key_path: None,
+        key_lost: false,
     });
     ctx.store.ensure()?;
     ctx.store.save(&state)?;
@@ -518,11 +529,12 @@ fn submit_external(ctx: &Ctx, a: SubmitArgs) -> Result<u8> {
             "common_name": cn, "read": read_json(&csr),
         }))?;
     } else {
-        println!(
+        say!(
             "Request {} submitted: {} (a central administrator decides it)",
-            resp.id, resp.status
+            resp.id,
+            resp.status
         );
-        println!(
+        say!(
             "Run `enroll get` once it is approved: the certificate is saved in {}.",
             ctx.pkg.env_dir.display()
         );
@@ -575,29 +587,57 @@ fn table_json(reqs: &[LocalRequest]) -> serde_json::Value {
 
 fn print_table(reqs: &[LocalRequest]) {
     if reqs.is_empty() {
-        println!("No requests yet: `enroll submit` makes one.");
+        say!("No requests yet: `enroll submit` makes one.");
         return;
     }
-    println!(
-        "{:>6}  {:<10} {:<24} {:<16} {:<12} {:<16} {:<20} TYPE",
-        "ID", "STATUS", "COMMON NAME", "SUBMITTED", "REQUESTED BY", "DOWNLOADED", "DOWNLOADED BY"
-    );
-    for r in reqs {
-        let mut cn = r.common_name.clone();
-        if cn.chars().count() > 24 {
-            cn = format!("{}…", cn.chars().take(23).collect::<String>());
+    let header = [
+        "ID",
+        "STATUS",
+        "COMMON NAME",
+        "SUBMITTED",
+        "REQUESTED BY",
+        "DOWNLOADED",
+        "DOWNLOADED BY",
+        "TYPE",
+    ];
+    let rows: Vec<[String; 8]> = reqs
+        .iter()
+        .map(|r| {
+            let mut cn = r.common_name.clone();
+            if cn.chars().count() > 28 {
+                cn = format!("{}…", cn.chars().take(27).collect::<String>());
+            }
+            [
+                r.id.to_string(),
+                r.status.clone(),
+                cn,
+                fmt_time(r.submitted_at),
+                r.requested_by.clone().unwrap_or_else(|| "-".into()),
+                r.downloaded_at.map(fmt_time).unwrap_or_else(|| "-".into()),
+                r.downloaded_by.clone().unwrap_or_else(|| "-".into()),
+                r.enrollment_type.clone(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
         }
-        println!(
-            "{:>6}  {:<10} {:<24} {:<16} {:<12} {:<16} {:<20} {}",
-            r.id,
-            r.status,
-            cn,
-            fmt_time(r.submitted_at),
-            r.requested_by.as_deref().unwrap_or("-"),
-            r.downloaded_at.map(fmt_time).unwrap_or_else(|| "-".into()),
-            r.downloaded_by.as_deref().unwrap_or("-"),
-            r.enrollment_type
-        );
+    }
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    say!("{}", line(header.to_vec()));
+    for row in &rows {
+        say!("{}", line(row.iter().map(String::as_str).collect()));
     }
 }
 
@@ -643,7 +683,7 @@ fn get(ctx: &Ctx) -> Result<u8> {
         if ctx.json {
             print_json(&json!([]))?;
         } else {
-            println!("No requests yet: `enroll submit` makes one.");
+            say!("No requests yet: `enroll submit` makes one.");
         }
         return Ok(0);
     }
@@ -680,6 +720,10 @@ fn get(ctx: &Ctx) -> Result<u8> {
                     format!("request {}: approved, but not saved: {e:#}", r.id)
                 }
             },
+            "Approved" if r.key_lost => format!(
+                "request {}: approved, but its private key is not on this machine; submit a new request",
+                r.id
+            ),
             "Approved" => match install(ctx, &api, r, &s) {
                 Ok(()) => format!(
                     "request {}: certificate installed in {}",
@@ -712,7 +756,7 @@ fn get(ctx: &Ctx) -> Result<u8> {
         print_json(&table_json(&state.requests))?;
     } else {
         for l in &lines {
-            println!("{l}");
+            say!("{l}");
         }
     }
     Ok(if failures > 0 { 1 } else { 0 })
@@ -727,6 +771,10 @@ fn install(ctx: &Ctx, api: &Api, r: &mut LocalRequest, s: &proto::RequestState) 
         .context("the service sent no certificate")?;
     let chain_pem = s.chain_pem.as_deref().unwrap_or_default();
     let pending = ctx.store.pending_key(r.id);
+    if !pending.exists() {
+        // Said once; later runs report it without failing.
+        r.key_lost = true;
+    }
     let key_pem = std::fs::read_to_string(&pending).with_context(|| {
         format!(
             "the private key of request {} is not on this machine ({}); it was requested \
@@ -811,7 +859,7 @@ fn test(ctx: &Ctx) -> Result<u8> {
             "message": outcome.message(),
         }))?;
     } else if code == 0 {
-        println!("{}", outcome.message());
+        say!("{}", outcome.message());
     } else {
         eprintln!("test failed ({}): {}", outcome.name(), outcome.message());
     }
@@ -840,7 +888,7 @@ fn subject_name(ctx: &Ctx, id: i64) -> Result<u8> {
     if ctx.json {
         print_json(&json!({"id": id, "subject_name": name, "copied_to_clipboard": copied}))?;
     } else {
-        println!("{name}");
+        say!("{name}");
         if copied {
             eprintln!("(copied to the clipboard)");
         }

@@ -1,6 +1,21 @@
 //! `enroll`: the Enroll client. Requests a certificate for this machine,
 //! installs it once a manager approves, and tests it against the service.
 
+/// `println!` that never panics: a closed pipe or a full disk must not
+/// turn a completed action into a crash. The failure is reported once at
+/// exit instead.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout(), $($t)*).is_err() {
+            crate::OUTPUT_FAILED.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }};
+}
+
+/// Set when standard output could not be written.
+pub static OUTPUT_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 mod api;
 mod commands;
 mod eventlog;
@@ -73,6 +88,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match commands::run(cli) {
+        Ok(code) if OUTPUT_FAILED.load(std::sync::atomic::Ordering::Relaxed) => {
+            eprintln!(
+                "error: the output could not be written (closed pipe or full disk); the action itself was done"
+            );
+            ExitCode::from(code.max(1))
+        }
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -49,21 +49,37 @@ impl Package {
         let config = root.join("config");
         if !config.is_dir() {
             bail!(
-                "no client package at {} (no config/ folder); pass --package PKGDIR \
-                 with the folder your administrator gave you",
+                "no client package at {} (no config/ folder); run the enroll that sits in the \
+                 package folder your administrator gave you, or name that folder with \
+                 --package PKGDIR (or ENROLL_PACKAGE)",
                 root.display()
             );
         }
+        let envs = || -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(&config)
+                .map(|d| {
+                    d.filter_map(|e| e.ok())
+                        .filter(|e| e.path().join("package.toml").is_file())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            v.sort();
+            v
+        };
         let env = match env {
-            Some(e) => e.to_owned(),
+            Some(e) => {
+                if !envs().iter().any(|x| x == e) {
+                    bail!(
+                        "{} has no environment {e:?}; it has: {}",
+                        config.display(),
+                        envs().join(", ")
+                    );
+                }
+                e.to_owned()
+            }
             None => {
-                let mut envs: Vec<String> = std::fs::read_dir(&config)
-                    .with_context(|| format!("cannot read {}", config.display()))?
-                    .filter_map(|e| e.ok())
-                    .filter(|e| e.path().join("package.toml").is_file())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect();
-                envs.sort();
+                let envs = envs();
                 match envs.as_slice() {
                     [one] => one.clone(),
                     [] => bail!("{} holds no environment", config.display()),

@@ -37,6 +37,10 @@ pub struct LocalRequest {
     /// Where the certificate went, once installed or saved.
     pub certificate_path: Option<PathBuf>,
     pub key_path: Option<PathBuf>,
+    /// The pending key of this request is gone (store wiped, another
+    /// machine): it can never be installed here.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub key_lost: bool,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -52,7 +56,7 @@ pub struct LocalStore {
 
 impl LocalStore {
     pub fn for_package(pkg: &Package) -> Result<LocalStore> {
-        let base = if let Some(d) = std::env::var_os("ENROLL_STORE_DIR") {
+        let base = if let Some(d) = std::env::var_os("ENROLL_STORE_DIR").filter(|d| !d.is_empty()) {
             PathBuf::from(d)
         } else if pkg.is_user_store() {
             match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {

@@ -114,15 +114,21 @@ pub fn host_port(url: &str) -> Option<(String, u16)> {
 
 pub fn run(pkg: &Package, store: &LocalStore) -> Outcome {
     let read = |p: std::path::PathBuf| std::fs::read_to_string(&p).map_err(|e| (p, e));
-    let (cert_pem, key_pem, chain_pem) = match (
-        read(store.cert_path()),
-        read(store.key_path()),
-        read(store.chain_path()),
-    ) {
-        (Ok(c), Ok(k), Ok(ch)) => (c, k, ch),
-        (Err((p, _)), _, _) | (_, Err((p, _)), _) | (_, _, Err((p, _))) => {
+    let cert_pem = match read(store.cert_path()) {
+        Ok(c) => c,
+        Err((p, _)) => {
             return Outcome::NoCertificate(format!(
                 "no certificate is installed ({} is missing); run `enroll get` once your request is approved",
+                p.display()
+            ));
+        }
+    };
+    let (key_pem, chain_pem) = match (read(store.key_path()), read(store.chain_path())) {
+        (Ok(k), Ok(ch)) => (k, ch),
+        (Err((p, e)), _) | (_, Err((p, e))) => {
+            return Outcome::Failed(format!(
+                "the installation in {} is incomplete: {} cannot be read ({e}); run `enroll get` again",
+                store.dir.display(),
                 p.display()
             ));
         }

@@ -106,7 +106,7 @@ impl From<RaError> for ApiError {
                 S::NOT_FOUND,
                 "request.not-found",
                 "Not found",
-                format!("{m}; check the request id"),
+                format!("{m} not found; check the request id"),
             ),
             RaError::InvalidStatus(e) => ApiError::new(
                 S::CONFLICT,

@@ -87,7 +87,53 @@ fn check_target(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Refuses options that would make a service that cannot start or a CA
+/// with a name nobody can read.
+fn check_options(opts: &InitOptions) -> Result<()> {
+    if opts.hostnames.is_empty() {
+        bail!("give at least one --hostname");
+    }
+    for h in &opts.hostnames {
+        let dns_ok = !h.is_empty()
+            && h.len() <= 253
+            && h.split('.').all(|l| {
+                (1..=63).contains(&l.len())
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if !dns_ok && h.parse::<IpAddr>().is_err() {
+            bail!("--hostname {h:?} is neither a DNS name nor an IP address");
+        }
+    }
+    for (flag, addr) in [
+        ("--listen", &opts.listen),
+        ("--http-listen", &opts.http_listen),
+    ] {
+        let ok = addr
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !ok {
+            bail!("{flag} {addr:?} is not an address: use HOST:PORT, e.g. 127.0.0.1:8443");
+        }
+    }
+    if let Some(url) = &opts.public_http_url
+        && !(url.starts_with("http://") && url.len() > "http://".len())
+    {
+        bail!(
+            "--public-http-url {url:?} must be http://HOST[:PORT] (CRLs and OCSP are fetched without TLS)"
+        );
+    }
+    let name = enroll_core::subject::check_text("--ca-name", &opts.ca_name, 48)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if name.is_empty() {
+        bail!("--ca-name must not be empty");
+    }
+    Ok(())
+}
+
 pub async fn init(dir: &Path, opts: InitOptions) -> Result<()> {
+    check_options(&opts)?;
     check_target(dir)?;
     let parent = dir
         .parent()

@@ -1,5 +1,20 @@
 //! `enrolld`: the Enroll enrollment service and its operator command line.
 
+/// `println!` that never panics: a closed pipe or a full disk must not
+/// turn a completed action into a crash. The failure is reported once at
+/// exit instead.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout(), $($t)*).is_err() {
+            crate::OUTPUT_FAILED.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }};
+}
+
+/// Set when standard output could not be written.
+pub static OUTPUT_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 mod api;
 mod app;
 mod config;
@@ -149,6 +164,12 @@ fn main() -> ExitCode {
         }
     };
     match rt.block_on(run(cli)) {
+        Ok(()) if OUTPUT_FAILED.load(std::sync::atomic::Ordering::Relaxed) => {
+            eprintln!(
+                "error: the output could not be written (closed pipe or full disk); the action itself was done"
+            );
+            ExitCode::FAILURE
+        }
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -213,10 +234,10 @@ async fn run(cli: Cli) -> Result<()> {
 
 fn print_init(data: &std::path::Path) {
     let d = DataDir::new(data);
-    println!("Initialised {}", data.display());
-    println!("  CA root:         {}", d.file("ca/root.pem").display());
-    println!("  issuing CA:      {}", d.file("ca/issuing.pem").display());
-    println!(
+    say!("Initialised {}", data.display());
+    say!("  CA root:         {}", d.file("ca/root.pem").display());
+    say!("  issuing CA:      {}", d.file("ca/issuing.pem").display());
+    say!(
         "  administrator:   {} (key {}, owner-only)",
         d.file("admin/admin.pem").display(),
         d.file("admin/admin.key").display()
@@ -255,8 +276,8 @@ async fn serve(args: DataArgs, listen: Option<String>, http_listen: Option<Strin
         "enrolld listening on https://{local}/ (CRL and OCSP on http://{http_local}/)"
     );
     // Scripts and tests read these lines to learn the ports when 0 was asked.
-    println!("listening on https://{local}/");
-    println!("revocation on http://{http_local}/");
+    say!("listening on https://{local}/");
+    say!("revocation on http://{http_local}/");
     let ra = std::sync::Arc::new(app.ra);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -267,6 +288,8 @@ async fn serve(args: DataArgs, listen: Option<String>, http_listen: Option<Strin
         let _ = rx.wait_for(|v| *v).await;
     };
     let scheduler = tokio::spawn(public::crl_scheduler(ra.clone()));
+    let store_ra = ra.clone();
+    let stop_deadline = stop_rx.clone();
     let public = axum::serve(http, public::router(ra.clone()).into_make_service())
         .with_graceful_shutdown(stopped(stop_rx.clone()));
     let api = axum::serve(
@@ -274,8 +297,23 @@ async fn serve(args: DataArgs, listen: Option<String>, http_listen: Option<Strin
         api::router(ra).into_make_service_with_connect_info::<tls::ConnInfo>(),
     )
     .with_graceful_shutdown(stopped(stop_rx));
-    let (a, p) = tokio::join!(api, public);
+    // Connections get ten seconds to finish after the stop signal; a
+    // client that holds one open does not keep the service from stopping.
+    let servers = async { tokio::join!(api, public) };
+    let deadline = async {
+        let mut rx = stop_deadline;
+        let _ = rx.wait_for(|v| *v).await;
+        tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    };
+    let (a, p) = tokio::select! {
+        r = servers => r,
+        () = deadline => {
+            tracing::warn!("connections still open 10 s after the stop signal: closing them");
+            (Ok(()), Ok(()))
+        }
+    };
     scheduler.abort();
+    store_ra.store().close().await;
     a.context("the API server failed")?;
     p.context("the CRL and OCSP server failed")?;
     tracing::info!("stopped");

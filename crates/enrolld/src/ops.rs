@@ -25,9 +25,10 @@ pub enum OrgCommand {
     Add {
         #[command(flatten)]
         data: DataArgs,
-        /// Organization code: 2-16 upper-case letters or digits; the certificates' O.
+        /// Organization code: 2-16 letters or digits (stored upper case); the certificates' O.
         #[arg(long)]
         code: String,
+        /// The organization's name, e.g. "France - La Poste".
         #[arg(long)]
         name: String,
         /// Two-letter country code (ISO 3166).
@@ -35,9 +36,11 @@ pub enum OrgCommand {
         country: String,
     },
     /// Lists organizations.
+    #[command(after_help = "Example:\n  enrolld org list --data DIR --json")]
     List {
         #[command(flatten)]
         data: DataArgs,
+        /// Machine-readable output.
         #[arg(long)]
         json: bool,
     },
@@ -72,17 +75,24 @@ pub enum PackageCommand {
         /// The package folder to write (several environments may share it).
         #[arg(long, value_name = "PKGDIR")]
         out: PathBuf,
+        /// Machine-readable output.
         #[arg(long)]
         json: bool,
     },
     /// Lists packages.
+    #[command(after_help = "Example:\n  enrolld package list --data DIR")]
     List {
         #[command(flatten)]
         data: DataArgs,
+        /// Machine-readable output.
         #[arg(long)]
         json: bool,
     },
     /// Revokes a package's credential: its copies can no longer submit.
+    #[command(
+        after_help = "Example:\n  enrolld package revoke --data DIR pkg-0123456789abcdef\n\n\
+Certificates already issued stay valid: revoke them with `enrolld request revoke`."
+    )]
     Revoke {
         #[command(flatten)]
         data: DataArgs,
@@ -107,22 +117,29 @@ pub enum RequestCommand {
         /// At most this many.
         #[arg(long, default_value_t = 100)]
         limit: u32,
+        /// Machine-readable output.
         #[arg(long)]
         json: bool,
     },
     /// Shows one request: fields, client details, certificate, history.
+    #[command(after_help = "Example:\n  enrolld request show --data DIR 42 --json")]
     Show {
         #[command(flatten)]
         data: DataArgs,
+        /// The request id.
         id: i64,
+        /// Machine-readable output.
         #[arg(long)]
         json: bool,
     },
     /// Approves a Pending request: the certificate is issued now.
+    #[command(after_help = "Example:\n  enrolld request approve --data DIR 42")]
     Approve {
         #[command(flatten)]
         data: DataArgs,
+        /// The request id.
         id: i64,
+        /// Machine-readable output.
         #[arg(long)]
         json: bool,
     },
@@ -135,9 +152,12 @@ cessationOfOperation, certificateHold, privilegeWithdrawn, aACompromise."
     Revoke {
         #[command(flatten)]
         data: DataArgs,
+        /// The request id.
         id: i64,
+        /// Why: shown to the requester (reject), or an RFC 5280 reason name (revoke).
         #[arg(long)]
         reason: String,
+        /// Machine-readable output.
         #[arg(long)]
         json: bool,
     },
@@ -148,9 +168,12 @@ cessationOfOperation, certificateHold, privilegeWithdrawn, aACompromise."
     Reject {
         #[command(flatten)]
         data: DataArgs,
+        /// The request id.
         id: i64,
+        /// Why: shown to the requester (reject), or an RFC 5280 reason name (revoke).
         #[arg(long)]
         reason: String,
+        /// Machine-readable output.
         #[arg(long)]
         json: bool,
     },
@@ -176,12 +199,19 @@ pub async fn org(c: OrgCommand) -> Result<()> {
             let app = open(&data).await?;
             let org = app
                 .ra
-                .add_org(&cli_actor(), &code, &name, &country)
+                .add_org(
+                    &cli_actor(),
+                    &code.to_ascii_uppercase(),
+                    &name,
+                    &country.to_ascii_uppercase(),
+                )
                 .await
                 .map_err(ra_err)?;
-            println!(
+            say!(
                 "Added organization {} ({}, {})",
-                org.code, org.name, org.country
+                org.code,
+                org.name,
+                org.country
             );
         }
         OrgCommand::List { data, json } => {
@@ -192,10 +222,10 @@ pub async fn org(c: OrgCommand) -> Result<()> {
                     .iter()
                     .map(|o| json!({"code": o.code, "name": o.name, "country": o.country}))
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                say!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 for o in orgs {
-                    println!("{:<16} {:<3} {}", o.code, o.country, o.name);
+                    say!("{:<16} {:<3} {}", o.code, o.country, o.name);
                 }
             }
         }
@@ -237,14 +267,19 @@ pub async fn package(c: PackageCommand) -> Result<()> {
                 .with_context(|| {
                     format!("--type {enrollment_type:?} is not a package type: use machine or user")
                 })?;
-            let org = OrgCode::parse(&org).map_err(|e| anyhow::anyhow!("--org: {}", e.reason))?;
+            let org = OrgCode::parse(&org.to_ascii_uppercase())
+                .map_err(|e| anyhow::anyhow!("--org: {}", e.reason))?;
             let env_dir = out.join("config").join(&env);
-            if env_dir.join("package.toml").exists() {
+            if env_dir.join("package.toml").exists() || env_dir.join("ca.pem").exists() {
                 bail!(
                     "{} already holds a {env} package; choose another --out or --env",
                     env_dir.display()
                 );
             }
+            // The folder must be writable before a credential exists that
+            // nobody would ever hold.
+            std::fs::create_dir_all(&env_dir)
+                .with_context(|| format!("cannot create {}", env_dir.display()))?;
             let app = open(&data).await?;
             let orgrec = app.ra.org(&cli_actor(), &org).await.map_err(|_| {
                 anyhow::anyhow!("no organization {org}; add it with `enrolld org add`")
@@ -279,8 +314,6 @@ pub async fn package(c: PackageCommand) -> Result<()> {
                 allow_external: p.allow_external,
                 credential: &secret,
             };
-            std::fs::create_dir_all(&env_dir)
-                .with_context(|| format!("cannot create {}", env_dir.display()))?;
             let text = format!(
                 "# Enroll client package ({}). Read-only for the client.\n{}",
                 p.environment,
@@ -288,16 +321,26 @@ pub async fn package(c: PackageCommand) -> Result<()> {
             );
             // A machine package is used by root only; a user package must be
             // readable by every user who enrolls from it.
-            match et {
+            let written = match et {
                 EnrollmentType::Machine => {
-                    write_private(&env_dir.join("package.toml"), text.as_bytes())?
+                    write_private(&env_dir.join("package.toml"), text.as_bytes())
                 }
-                _ => write_public(&env_dir.join("package.toml"), text.as_bytes())?,
+                _ => write_public(&env_dir.join("package.toml"), text.as_bytes()),
             }
-            write_public(&env_dir.join("ca.pem"), app.ra.ca().root_pem().as_bytes())?;
+            .and_then(|()| {
+                write_public(&env_dir.join("ca.pem"), app.ra.ca().root_pem().as_bytes())
+            });
+            if let Err(e) = written {
+                // Nothing half-made: the files go, and the credential nobody
+                // holds is revoked.
+                let _ = std::fs::remove_file(env_dir.join("package.toml"));
+                let _ = std::fs::remove_file(env_dir.join("ca.pem"));
+                let _ = app.ra.revoke_package(&cli_actor(), &p.id).await;
+                return Err(e.context(format!("package {} was not written and is revoked", p.id)));
+            }
             let copied = copy_client(&out);
             if json {
-                println!(
+                say!(
                     "{}",
                     serde_json::to_string_pretty(&json!({
                         "package_id": p.id, "org": p.org, "environment": p.environment,
@@ -307,7 +350,7 @@ pub async fn package(c: PackageCommand) -> Result<()> {
                     }))?
                 );
             } else {
-                println!(
+                say!(
                     "Package {} for {} ({}) written to {}",
                     p.id,
                     p.org,
@@ -315,7 +358,7 @@ pub async fn package(c: PackageCommand) -> Result<()> {
                     out.display()
                 );
                 if copied {
-                    println!("  the enroll client was copied beside it");
+                    say!("  the enroll client was copied beside it");
                 }
             }
         }
@@ -332,14 +375,18 @@ pub async fn package(c: PackageCommand) -> Result<()> {
                            "created_at": p.created_at.0, "revoked_at": p.revoked_at.map(|t| t.0)})
                     })
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                say!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                println!(
+                say!(
                     "{:<22} {:<10} {:<8} {:<8} {:<7} STATE",
-                    "ID", "ORG", "ENV", "TYPE", "SERVER"
+                    "ID",
+                    "ORG",
+                    "ENV",
+                    "TYPE",
+                    "SERVER"
                 );
                 for p in list {
-                    println!(
+                    say!(
                         "{:<22} {:<10} {:<8} {:<8} {:<7} {}",
                         p.id,
                         p.org,
@@ -359,7 +406,7 @@ pub async fn package(c: PackageCommand) -> Result<()> {
                 .revoke_package(&cli_actor(), &id)
                 .await
                 .map_err(ra_err)?;
-            println!("Package {id} revoked: its credential is refused from now on");
+            say!("Package {id} revoked: its credential is refused from now on");
         }
     }
     Ok(())
@@ -440,7 +487,7 @@ pub async fn request(c: RequestCommand) -> Result<()> {
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("--status: {e}"))?;
             let org = org
-                .map(|o| OrgCode::parse(&o))
+                .map(|o| OrgCode::parse(&o.to_ascii_uppercase()))
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("--org: {}", e.reason))?;
             let app = open(&data).await?;
@@ -459,14 +506,19 @@ pub async fn request(c: RequestCommand) -> Result<()> {
                 .map_err(ra_err)?;
             if json {
                 let v: Vec<_> = list.iter().map(request_json).collect();
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                say!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                println!(
+                say!(
                     "{:>6}  {:<10} {:<11} {:<8} {:<20} {:<16} COMMON NAME",
-                    "ID", "STATUS", "KIND", "ORG", "SUBMITTED", "REQUESTER"
+                    "ID",
+                    "STATUS",
+                    "KIND",
+                    "ORG",
+                    "SUBMITTED",
+                    "REQUESTER"
                 );
                 for r in list {
-                    println!(
+                    say!(
                         "{:>6}  {:<10} {:<11} {:<8} {:<20} {:<16} {}",
                         r.id,
                         r.status,
@@ -501,7 +553,7 @@ pub async fn request(c: RequestCommand) -> Result<()> {
                     None => serde_json::Value::Null,
                 };
                 let v = with(with(v, "certificate", c), "history", json!(hist));
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                say!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 let d = &r.details;
                 let rows: Vec<(&str, String)> = vec![
@@ -546,11 +598,11 @@ pub async fn request(c: RequestCommand) -> Result<()> {
                     ),
                 ];
                 for (k, v) in rows {
-                    println!("{k:<16} {}", clean(&v));
+                    say!("{k:<16} {}", clean(&v));
                 }
-                println!("History:");
+                say!("History:");
                 for h in history {
-                    println!(
+                    say!(
                         "  {}  {:<10} {} ({}) from {}{}",
                         fmt_time(h.at),
                         h.action,
@@ -578,9 +630,9 @@ pub async fn request(c: RequestCommand) -> Result<()> {
                 .unwrap_or_default();
             if json {
                 let v = with(request_json(&view.request), "serial", json!(serial));
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                say!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                println!("Request {id} approved; certificate {serial} issued");
+                say!("Request {id} approved; certificate {serial} issued");
             }
         }
         RequestCommand::Revoke {
@@ -606,9 +658,9 @@ pub async fn request(c: RequestCommand) -> Result<()> {
                 .await
                 .map_err(ra_err)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&request_json(&r))?);
+                say!("{}", serde_json::to_string_pretty(&request_json(&r))?);
             } else {
-                println!(
+                say!(
                     "Request {id} revoked ({}); a new CRL is published",
                     reason.name()
                 );
@@ -627,9 +679,9 @@ pub async fn request(c: RequestCommand) -> Result<()> {
                 .await
                 .map_err(ra_err)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&request_json(&r))?);
+                say!("{}", serde_json::to_string_pretty(&request_json(&r))?);
             } else {
-                println!("Request {id} rejected");
+                say!("Request {id} rejected");
             }
         }
     }
