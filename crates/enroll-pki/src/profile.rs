@@ -196,6 +196,18 @@ impl IssueParams {
         for ip in &self.ip_addresses {
             p.subject_alt_names.push(SanType::IpAddress(*ip));
         }
+        // RFC 5280 §4.2.1.6: an email address goes in the alternative
+        // names; the subject's emailAddress (which the provider's services
+        // read) is the deprecated duplicate.
+        for (_, email) in self.subject.iter().filter(|(a, _)| *a == DnAttr::Email) {
+            p.subject_alt_names
+                .push(SanType::Rfc822Name(email.clone().try_into().map_err(
+                    |_| PkiError::BadMaterial {
+                        what: "subject alternative name",
+                        detail: format!("{email:?} is not an email address"),
+                    },
+                )?));
+        }
         if self.profile == Profile::OcspSigning {
             // id-pkix-ocsp-nocheck: relying parties do not check the
             // responder's own revocation (RFC 6960 §4.2.2.2.1).

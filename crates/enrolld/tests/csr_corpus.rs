@@ -168,7 +168,7 @@ fn every_corpus_file_through_the_server() {
             "generated/g10_openssl_ec_p384_ku_ds_only.pem",
             "ec.partner.example",
             "Digital Signature\n",
-            "DNS:ec.partner.example\n",
+            "DNS:ec.partner.example, email:pki-admin@example.test\n",
         ),
     ] {
         let csr = corpus().join(file);
