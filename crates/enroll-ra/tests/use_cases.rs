@@ -12,6 +12,7 @@ use enroll_core::{
     UnixTime,
 };
 use enroll_pki::profile::DnAttr;
+use enroll_pki::revocation::Reason;
 use enroll_pki::{CaMaterial, CertInfo, IssuingCa, KeyType, Profile};
 use enroll_ra::{
     ExternalSubmission, IssuePolicy, PackageSession, PackageSpec, Ra, RaError, Submission,
@@ -23,6 +24,7 @@ const HWID: &str = "40B0343FA07DBFEBFBFF000906E99D09A4C85CB1415B9897660CBA152853
 
 struct Kit {
     ra: Ra<SqlStore, FixedClock>,
+    material: CaMaterial,
     dir: std::path::PathBuf,
 }
 
@@ -58,12 +60,24 @@ async fn kit(tag: &str) -> Kit {
         .unwrap();
     let rng = aws_lc_rs::rand::SystemRandom::new();
     let m = CaMaterial::create(KeyType::EcdsaP256, "Test", NOW, &rng).unwrap();
-    let key = enroll_pki::keys::load_key_pem(&m.issuing_key_pem).unwrap();
-    let ca = IssuingCa::new(&m.issuing_cert_pem, &m.root_cert_pem, key).unwrap();
-    let ra = Ra::new(store, Arc::new(ca), FixedClock(NOW), IssuePolicy::default());
+    let ra = Ra::new(
+        store,
+        Arc::new(issuing(&m)),
+        FixedClock(NOW),
+        IssuePolicy::default(),
+    );
     ra.add_org(&admin(), "AAA", "Org A", "FR").await.unwrap();
     ra.add_org(&admin(), "BBB", "Org B", "DE").await.unwrap();
-    Kit { ra, dir }
+    Kit {
+        ra,
+        material: m,
+        dir,
+    }
+}
+
+fn issuing(m: &CaMaterial) -> IssuingCa {
+    let key = enroll_pki::keys::load_key_pem(&m.issuing_key_pem).unwrap();
+    IssuingCa::new(&m.issuing_cert_pem, &m.root_cert_pem, key).unwrap()
 }
 
 async fn session(k: &Kit, org: &str, server: bool) -> PackageSession {
@@ -468,5 +482,96 @@ async fn external_csr_problems_are_all_reported() {
     assert!(
         codes.contains(&"ku.missing") && codes.contains(&"eku.missing"),
         "{codes:?}"
+    );
+}
+
+fn crl_serials(der: &[u8]) -> (u64, Vec<String>) {
+    let (_, crl) = x509_parser::parse_x509_crl(der).unwrap();
+    let number = crl
+        .crl_number()
+        .map(|n| u64::try_from(n).unwrap())
+        .unwrap_or(0);
+    let serials = crl
+        .iter_revoked_certificates()
+        .map(|r| r.raw_serial_as_string().replace(':', "").to_uppercase())
+        .collect();
+    (number, serials)
+}
+
+#[tokio::test]
+async fn revocation_reaches_the_crl_and_leaves_it_a_period_after_expiry() {
+    let k = kit("crl").await;
+    let s = session(&k, "AAA", false).await;
+    let id =
+        k.ra.submit(&s, submission(HWID, 2048), None)
+            .await
+            .unwrap()
+            .id;
+    let serial =
+        k.ra.approve(&admin(), id, None)
+            .await
+            .unwrap()
+            .certificate
+            .unwrap()
+            .serial;
+    let first = k.ra.publish_crl().await.unwrap();
+    assert!(crl_serials(&first.der).1.is_empty());
+    // An organization manager may revoke their own workstation.
+    let r =
+        k.ra.revoke(
+            &manager("AAA"),
+            id,
+            Reason::KeyCompromise,
+            Some("192.0.2.9"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, RequestStatus::Revoked);
+    let latest = k.ra.current_crl().await.unwrap();
+    let (number, serials) = crl_serials(&latest.der);
+    assert!(number > u64::try_from(first.number).unwrap());
+    assert_eq!(serials, vec![serial.clone()]);
+    // Revoked is final.
+    assert!(matches!(
+        k.ra.revoke(&admin(), id, Reason::Superseded, None)
+            .await
+            .unwrap_err(),
+        RaError::InvalidStatus(_)
+    ));
+    // A day and a half after the certificate expired (CRL period: one
+    // day), it is no longer listed.
+    let later = Ra::new(
+        k.ra.store().clone(),
+        Arc::new(issuing(&k.material)),
+        FixedClock(UnixTime(NOW.0 + 366 * 86_400 + 36 * 3600)),
+        IssuePolicy::default(),
+    );
+    let dropped = later.publish_crl().await.unwrap();
+    assert!(crl_serials(&dropped.der).1.is_empty());
+    assert!(dropped.number > latest.number);
+}
+
+#[tokio::test]
+async fn crl_numbers_stay_unique_when_nodes_race() {
+    let k = kit("crl-race").await;
+    let other = Ra::new(
+        k.ra.store().clone(),
+        Arc::new(issuing(&k.material)),
+        FixedClock(NOW),
+        IssuePolicy::default(),
+    );
+    let mut numbers = Vec::new();
+    for _ in 0..10 {
+        let (a, b) = tokio::join!(k.ra.publish_crl(), other.publish_crl());
+        numbers.push(a.unwrap().number);
+        numbers.push(b.unwrap().number);
+    }
+    let mut sorted = numbers.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(
+        sorted.len(),
+        numbers.len(),
+        "duplicate CRL numbers: {numbers:?}"
     );
 }
