@@ -47,7 +47,7 @@ impl ClientDetails {
             };
             checked.map_err(|e| problems.push(e)).ok()
         };
-        let d = ClientDetails {
+        let mut d = ClientDetails {
             fqdn: field("fqdn", self.fqdn, 255, false),
             mac: field("mac", self.mac, 32, false),
             nic_id: field("nic_id", self.nic_id, 64, false),
@@ -58,11 +58,41 @@ impl ClientDetails {
             phone: field("phone", self.phone, 40, false),
             description: field("description", self.description, 2000, true),
         };
+        if let Some(m) = d.mac.take() {
+            match check_mac(&m) {
+                Ok(m) => d.mac = Some(m),
+                Err(e) => problems.push(e),
+            }
+        }
+        if let Some(t) = &d.os_type
+            && t != "64-bit"
+            && t != "32-bit"
+        {
+            problems.push(PolicyViolation::new(
+                "os_type",
+                format!("is {t:?}; give 64-bit or 32-bit"),
+            ));
+        }
         if problems.is_empty() {
             Ok(d)
         } else {
             Err(problems)
         }
+    }
+}
+
+/// A MAC address: 12 hex digits, written with or without `:` or `-`
+/// separators; kept as the 12 digits in upper case, as the workstation
+/// identity writes it.
+fn check_mac(v: &str) -> Result<String, PolicyViolation> {
+    let digits: String = v.chars().filter(|c| *c != ':' && *c != '-').collect();
+    if digits.len() == 12 && digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(digits.to_ascii_uppercase())
+    } else {
+        Err(PolicyViolation::new(
+            "mac",
+            format!("{v:?} is not a MAC address; give 12 hex digits, e.g. 40:B0:34:3F:A0:7D"),
+        ))
     }
 }
 
@@ -90,5 +120,20 @@ mod tests {
         .validate()
         .expect("valid");
         assert_eq!(ok.mac, None);
+    }
+
+    #[test]
+    fn mac_and_os_type_are_checked() {
+        let d = |mac: &str, os: &str| ClientDetails {
+            mac: Some(mac.into()),
+            os_type: Some(os.into()),
+            ..Default::default()
+        };
+        let ok = d("40:b0:34:3f:a0:7d", "64-bit").validate().expect("valid");
+        assert_eq!(ok.mac.as_deref(), Some("40B0343FA07D"));
+        assert!(d("40-B0-34-3F-A0-7D", "32-bit").validate().is_ok());
+        let e = d("eth0", "amd64").validate().expect_err("both wrong");
+        let fields: Vec<_> = e.iter().map(|p| p.field).collect();
+        assert_eq!(fields, ["mac", "os_type"]);
     }
 }

@@ -194,27 +194,69 @@ pub fn check_hardware_identity(v: &str) -> Result<String, PolicyViolation> {
     }
 }
 
+/// Why a name is not a public DNS host name, as a sentence fragment, or
+/// the name normalised (lower case, no trailing dot). `max` is the length
+/// limit: 64 for a common name (ub-common-name), 253 for a DNS name.
+pub fn dns_name_problem(v: &str, max: usize) -> Result<String, String> {
+    let v = v.trim().trim_end_matches('.').to_ascii_lowercase();
+    if v.is_empty() {
+        return Err("is empty".into());
+    }
+    if v.starts_with("*.") || v.contains('*') {
+        return Err(format!(
+            "{v:?} is a wildcard; certificates are issued for each host name, not for wildcards"
+        ));
+    }
+    if v.parse::<std::net::IpAddr>().is_ok()
+        || v.split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(format!(
+            "{v:?} is an IP address, not a host name; give the server's DNS name"
+        ));
+    }
+    if v.len() > max {
+        return Err(format!(
+            "{v:?} has {} characters, over the {max} allowed",
+            v.len()
+        ));
+    }
+    if let Some(c) = v
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '.'))
+    {
+        return Err(format!(
+            "{v:?} contains {c:?}; only letters, digits, hyphens and dots are allowed \
+             (write internationalised names in their xn-- form)"
+        ));
+    }
+    let labels: Vec<&str> = v.split('.').collect();
+    if labels.len() < 2 {
+        return Err(format!(
+            "{v:?} is a single label; give the fully qualified name, e.g. {v}.example.org"
+        ));
+    }
+    if let Some(l) = labels
+        .iter()
+        .find(|l| l.is_empty() || l.len() > 63 || l.starts_with('-') || l.ends_with('-'))
+    {
+        return Err(format!(
+            "{v:?} has the label {l:?}; labels are 1 to 63 characters and neither start nor \
+             end with a hyphen"
+        ));
+    }
+    Ok(v)
+}
+
 /// A public host name: letters, digits and hyphens in dot-separated labels,
 /// at least two labels, at most 64 characters (ub-common-name).
 pub fn check_host_name(v: &str) -> Result<String, PolicyViolation> {
-    let v = v.trim().trim_end_matches('.').to_ascii_lowercase();
-    let label_ok = |l: &str| {
-        (1..=63).contains(&l.len())
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    };
-    let labels: Vec<&str> = v.split('.').collect();
-    let all_numeric = labels.iter().all(|l| l.bytes().all(|b| b.is_ascii_digit()));
-    if v.len() <= 64 && labels.len() >= 2 && labels.iter().all(|l| label_ok(l)) && !all_numeric {
-        Ok(v)
-    } else {
-        Err(PolicyViolation::new(
+    dns_name_problem(v, 64).map_err(|why| {
+        PolicyViolation::new(
             "common_name",
-            "a server's common name is its public host name, e.g. yoursite.example \
-             (letters, digits, hyphens and dots, at most 64 characters)",
-        ))
-    }
+            format!("{why}; a server's common name is its public host name, e.g. yoursite.example"),
+        )
+    })
 }
 
 /// An email address for the subject's emailAddress (an IA5String).
@@ -322,6 +364,22 @@ mod tests {
         ] {
             assert!(check_host_name(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn host_name_refusals_say_why() {
+        let why = |v: &str| check_host_name(v).unwrap_err().reason;
+        assert!(why("*.a.example").contains("wildcard"));
+        assert!(why("10.0.0.1").contains("IP address"));
+        assert!(why("::1").contains("IP address"));
+        assert!(why("localhost").contains("single label"));
+        assert!(why("a_b.example").contains("'_'"));
+        assert!(why(&format!("{}.example", "a".repeat(60))).contains("over the 64"));
+        assert!(why("-a.example").contains("label"));
+        // DNS names in alternative names may be longer than a common name.
+        let long = format!("{}.{}.example", "a".repeat(63), "b".repeat(63));
+        assert!(dns_name_problem(&long, 253).is_ok());
+        assert_eq!(dns_name_problem("A.Example.", 253).unwrap(), "a.example");
     }
 
     #[test]

@@ -87,6 +87,13 @@ pub fn decode(input: &[u8]) -> Result<Vec<u8>, CsrError> {
             "the file is neither a PEM/base64 text nor DER; save the request as PEM or DER",
         )
     })?;
+    if text.contains("PRIVATE KEY-----") {
+        return Err(fatal(
+            "csr.private-key",
+            "the file also holds a PRIVATE KEY, which must never leave its server; save the \
+             certificate request alone (and treat that key as exposed if the file was shared)",
+        ));
+    }
     let mut blocks = Vec::new();
     for label in ["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"] {
         let begin = format!("-----BEGIN {label}-----");
@@ -107,6 +114,21 @@ pub fn decode(input: &[u8]) -> Result<Vec<u8>, CsrError> {
         }
     }
     let body = match blocks.len() {
+        0 if text.trim().is_empty() => {
+            return Err(fatal(
+                "csr.malformed",
+                "the file is empty; save the certificate request into it",
+            ));
+        }
+        0 if text.contains("-----BEGIN CERTIFICATE-----")
+            || text.contains("-----BEGIN X509 CERTIFICATE-----") =>
+        {
+            return Err(fatal(
+                "csr.malformed",
+                "the file holds a certificate, not a certificate request; send the request \
+                 (-----BEGIN CERTIFICATE REQUEST-----) that the server's tool generated",
+            ));
+        }
         0 => {
             let t = text.trim();
             let bare = !t.is_empty()
@@ -329,6 +351,10 @@ const P384: &str = "1.3.132.0.34";
 
 struct Key {
     info: Option<KeyInfo>,
+    /// The key's family even when the key itself is refused (too small,
+    /// weak), so the usage checks still run and the user learns every
+    /// problem in one round.
+    family: Option<KeyInfo>,
     /// The subjectPublicKey bits, as the verifier takes them.
     public: Vec<u8>,
     problems: Vec<CsrProblem>,
@@ -366,6 +392,7 @@ fn read_key(spki: &Tlv<'_>) -> Result<Key, DerError> {
     }
     let mut key = Key {
         info: None,
+        family: None,
         public: public.to_vec(),
         problems: Vec::new(),
     };
@@ -394,6 +421,7 @@ fn read_key(spki: &Tlv<'_>) -> Result<Key, DerError> {
             let n = BigUint::from_bytes_be(n);
             let e = BigUint::from_bytes_be(e);
             let size = u32::try_from(n.bits()).unwrap_or(u32::MAX);
+            key.family = Some(KeyInfo::Rsa { bits: size });
             if size < 2048 {
                 key.problems.push(problem(
                     "key.too-small",
@@ -644,7 +672,8 @@ fn read_attributes(attrs: &Tlv<'_>, out: &mut Extensions) -> Result<(), DerError
                 offset: values.offset,
             });
         }
-        if seen.contains(&oid) && oid != CHALLENGE {
+        // Extension requests have their own, clearer message below.
+        if seen.contains(&oid) && oid != CHALLENGE && oid != EXT_REQ && oid != MS_EXT_REQ {
             out.problems.push(problem(
                 "ext.duplicate",
                 format!("the attribute {oid} appears twice; regenerate the request"),
@@ -1091,17 +1120,28 @@ fn external_problems(
     if stray {
         problems.push(problem(
             "san.unsupported-type",
-            "the request asks for email addresses as alternative names; only DNS names and IP \
-             addresses are issued: regenerate it with DNS: and IP: names only",
+            "the request asks for an email address as an alternative name other than its \
+             subject's emailAddress; only DNS names and IP addresses are taken from a request \
+             (the subject's email is added by the service): regenerate it with DNS: and IP: \
+             names only",
         ));
     }
-    if key.info.is_some()
-        || !key
-            .problems
-            .iter()
-            .any(|p| p.code == "key.unsupported-type")
+    for d in &ext.dns {
+        if let Err(why) = enroll_core::subject::dns_name_problem(d, 253) {
+            problems.push(problem(
+                "san.invalid",
+                format!("the request's DNS name {why}; regenerate it with valid DNS: names"),
+            ));
+        }
+    }
+    if let Some(family) = key.info.or(key.family) {
+        usage_problems(Some(family), ext, problems);
+    } else if !key
+        .problems
+        .iter()
+        .any(|p| p.code == "key.unsupported-type")
     {
-        usage_problems(key.info, ext, problems);
+        usage_problems(None, ext, problems);
     }
 }
 

@@ -168,6 +168,9 @@ pub enum OcspError {
     Malformed,
     /// internalError (2).
     Internal,
+    /// unauthorized (6): none of the certificates asked about is ours
+    /// (RFC 5019 §2.2.3).
+    Unauthorized,
 }
 
 /// The most certificates one request may ask about.
@@ -368,10 +371,17 @@ impl<S: Signer> OcspResponder<S> {
 }
 
 /// An unsigned error response (malformedRequest, internalError…).
+/// Whether an OCSP response is an unsigned error response (no
+/// responseBytes): such an answer must not be cached.
+pub fn is_ocsp_error(der: &[u8]) -> bool {
+    matches!(der, [0x30, 3, 0x0a, 1, status] if *status != 0)
+}
+
 pub fn ocsp_error(e: OcspError) -> Vec<u8> {
     let code = match e {
         OcspError::Malformed => 1,
         OcspError::Internal => 2,
+        OcspError::Unauthorized => 6,
     };
     w::seq(&[&w::tlv(0x0a, &[code])])
 }
@@ -379,6 +389,19 @@ pub fn ocsp_error(e: OcspError) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_responses_are_recognised() {
+        for e in [
+            OcspError::Malformed,
+            OcspError::Internal,
+            OcspError::Unauthorized,
+        ] {
+            assert!(is_ocsp_error(&ocsp_error(e)));
+        }
+        // successful (0) with responseBytes is not an error response.
+        assert!(!is_ocsp_error(&[0x30, 3, 0x0a, 1, 0]));
+    }
 
     #[test]
     fn reason_names_round_trip() {

@@ -567,11 +567,15 @@ impl<S: Store, C: Clock> Ra<S, C> {
         let mut problems = Vec::new();
         let mut alt_names = Vec::new();
         for d in &csr.dns_names {
-            match enroll_core::subject::check_host_name(d) {
-                Ok(d) => alt_names.push(AltName::Dns(d)),
-                Err(_) => problems.push(PolicyViolation::new(
+            // The intake refused invalid names already; this normalises.
+            match enroll_core::subject::dns_name_problem(d, 253) {
+                Ok(d) if !alt_names.contains(&AltName::Dns(d.clone())) => {
+                    alt_names.push(AltName::Dns(d))
+                }
+                Ok(_) => {}
+                Err(why) => problems.push(PolicyViolation::new(
                     "alt_names",
-                    format!("the request's DNS name {d:?} is not a valid host name"),
+                    format!("the request's DNS name {why}"),
                 )),
             }
         }
@@ -658,6 +662,12 @@ impl<S: Store, C: Clock> Ra<S, C> {
             .await?
             .filter(|r| r.subject.organization == session.org.code)
             .ok_or_else(not_found)?;
+        // A certificate for another server goes only to packages trusted
+        // with external requests; a workstation package of the same
+        // organization must not be able to fetch or acknowledge it.
+        if request.kind == RequestKind::External && !session.package.allow_external {
+            return Err(not_found());
+        }
         if request.package_id != session.package.id {
             let origin = self.store.package(&request.package_id).await?;
             if origin.is_none_or(|p| p.environment != session.package.environment) {
@@ -935,6 +945,16 @@ impl<S: Store, C: Clock> Ra<S, C> {
         reason: Reason,
         source: Option<&str>,
     ) -> Result<RequestRecord> {
+        if reason == Reason::CertificateHold {
+            // A hold is undone later (removeFromCRL); here Revoked is final,
+            // so a hold would be a lie to every relying party.
+            return Err(RaError::Policy(vec![PolicyViolation::new(
+                "reason",
+                "certificateHold is temporary, but a revocation here is final; use \
+                 keyCompromise, superseded, cessationOfOperation, affiliationChanged or \
+                 privilegeWithdrawn",
+            )]));
+        }
         let request = self.load(id).await?;
         let at = self.clock.now();
         self.apply(actor, &request, Action::Revoke, source, |c| {
@@ -1013,8 +1033,9 @@ impl<S: Store, C: Clock> Ra<S, C> {
     }
 
     /// Answers an OCSP request (DER) with a DER response: statuses for our
-    /// own certificates, `unknown` for serials we never issued or another
-    /// issuer's, an error response for a malformed request.
+    /// own certificates, `unknown` for serials we never issued (or another
+    /// issuer's, beside ours), `unauthorized` when none is ours, an error
+    /// response for a malformed request.
     pub async fn ocsp(&self, request: &[u8]) -> Vec<u8> {
         let Some(responder) = &self.ocsp else {
             return ocsp_error(OcspError::Internal);
@@ -1023,6 +1044,9 @@ impl<S: Store, C: Clock> Ra<S, C> {
             Ok(r) => r,
             Err(e) => return ocsp_error(e),
         };
+        if !req.cert_ids.iter().any(|id| responder.is_ours(id)) {
+            return ocsp_error(OcspError::Unauthorized);
+        }
         let mut statuses = Vec::with_capacity(req.cert_ids.len());
         for id in &req.cert_ids {
             let status = if !responder.is_ours(id) {

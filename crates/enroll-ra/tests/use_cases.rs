@@ -460,6 +460,13 @@ async fn external_requests_are_decided_centrally_and_issued_for_their_names() {
         "{}",
         info.subject
     );
+    // A workstation package of the same organization and environment
+    // cannot fetch or acknowledge it: external certificates go only to
+    // packages trusted with external requests.
+    let plain = package(&k, "AAA", false, false).await;
+    let e = k.ra.acknowledge(&plain, id, None).await.unwrap_err();
+    assert!(matches!(e, RaError::NotFound(_)), "{e}");
+    assert!(k.ra.client_view(&plain, id).await.is_err());
     // The client downloads it; installing is for own machines only.
     let r = k.ra.acknowledge(&s, id, None).await.unwrap();
     assert_eq!(r.status, RequestStatus::Downloaded);
@@ -516,6 +523,13 @@ async fn revocation_reaches_the_crl_and_leaves_it_a_period_after_expiry() {
             .serial;
     let first = k.ra.publish_crl().await.unwrap();
     assert!(crl_serials(&first.der).1.is_empty());
+    // A hold would be undone later; here a revocation is final.
+    assert!(matches!(
+        k.ra.revoke(&admin(), id, Reason::CertificateHold, None)
+            .await
+            .unwrap_err(),
+        RaError::Policy(_)
+    ));
     // An organization manager may revoke their own workstation.
     let r =
         k.ra.revoke(

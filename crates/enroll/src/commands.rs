@@ -229,10 +229,11 @@ fn with_progress<T>(label: &str, f: impl FnOnce() -> T) -> T {
 
 fn problem_exit(ctx: &Ctx, action: &str, e: ApiError) -> Result<u8> {
     ctx.log.record(action, &format!("failed: {e}"));
-    if ctx.json
-        && let ApiError::Problem(p) = &e
-    {
-        print_json(&serde_json::to_value(&**p)?)?;
+    if ctx.json {
+        match &e {
+            ApiError::Problem(p) => print_json(&serde_json::to_value(&**p)?)?,
+            other => print_json(&json!({"success": false, "error": other.to_string()}))?,
+        }
     }
     match &e {
         ApiError::Problem(p) if !p.problems.is_empty() => {
@@ -412,35 +413,101 @@ fn submit_external(ctx: &Ctx, a: SubmitArgs) -> Result<u8> {
         );
     }
     let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-    let csr = match enroll_pki::intake::check_external(&bytes) {
-        Ok(c) => c,
-        Err(e) => {
-            ctx.log.record(
-                "submit-external",
-                &format!(
-                    "refused locally: {}",
-                    e.0.iter().map(|p| p.code).collect::<Vec<_>>().join(",")
-                ),
-            );
-            if ctx.json {
-                print_json(&json!({
-                    "accepted": false,
-                    "problems": e.0.iter().map(|p| json!({"code": p.code, "message": p.message})).collect::<Vec<_>>(),
-                }))?;
-            } else {
-                eprintln!("The request in {} cannot be used:", file.display());
-                for pr in &e.0 {
-                    eprintln!("  - {} ({})", pr.message, pr.code);
-                }
-            }
-            return Ok(1);
+    // Everything the service would refuse, found at once: the file, the
+    // entered host name, the subject read from the file, the details.
+    let mut problems: Vec<(String, String)> = Vec::new();
+    let intake = enroll_pki::intake::check_external(&bytes);
+    if let Err(e) = &intake {
+        problems.extend(e.0.iter().map(|p| (p.code.to_owned(), p.message.clone())));
+    }
+    let policy = |problems: &mut Vec<(String, String)>, v: Vec<enroll_core::PolicyViolation>| {
+        problems.extend(v.into_iter().map(|p| (p.field.to_owned(), p.reason)));
+    };
+    let cn = match &a.common_name {
+        None => {
+            problems.push((
+                "common_name".into(),
+                "give the other server's public host name with --common-name HOST".into(),
+            ));
+            None
         }
+        Some(cn) => match enroll_core::subject::check_host_name(cn) {
+            Ok(cn) => Some(cn),
+            Err(e) => {
+                policy(&mut problems, vec![e]);
+                None
+            }
+        },
     };
-    let Some(cn) = a.common_name else {
-        bail!("give the other server's public host name with --common-name HOST");
+    if let (Ok(csr), Some(cn)) = (&intake, &cn) {
+        let input = enroll_core::SubjectInput {
+            common_name: cn.clone(),
+            email: csr.email.clone(),
+            locality: csr.locality.clone(),
+            state: csr.state.clone(),
+        };
+        if let (Ok(org), Ok(country)) = (
+            enroll_core::OrgCode::parse(&p.org_code),
+            enroll_core::CountryCode::parse(&p.country),
+        ) && let Err(v) = enroll_core::SubjectFields::build(
+            &input,
+            org,
+            country,
+            enroll_core::RequestKind::External,
+        ) {
+            policy(&mut problems, v);
+        }
+    }
+    let details = proto::Details {
+        fqdn: a.fqdn,
+        mac: a.mac,
+        nic_id: a.nic,
+        processor_id: a.processor_id,
+        os_version: a.os_version,
+        os_type: a.os_type,
+        requester: Some(crate::identity::requester()),
+        phone: a.phone,
+        description: a.description,
     };
-    let cn = enroll_core::subject::check_host_name(&cn)
-        .map_err(|e| anyhow::anyhow!("--common-name: {}", e.reason))?;
+    let local = enroll_core::ClientDetails {
+        fqdn: details.fqdn.clone(),
+        mac: details.mac.clone(),
+        nic_id: details.nic_id.clone(),
+        processor_id: details.processor_id.clone(),
+        os_version: details.os_version.clone(),
+        os_type: details.os_type.clone(),
+        requester: details.requester.clone(),
+        phone: details.phone.clone(),
+        description: details.description.clone(),
+    };
+    if let Err(v) = local.validate() {
+        policy(&mut problems, v);
+    }
+    let (Ok(csr), Some(cn), true) = (intake, cn, problems.is_empty()) else {
+        ctx.log.record(
+            "submit-external",
+            &format!(
+                "refused locally: {}",
+                problems
+                    .iter()
+                    .map(|p| p.0.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        );
+        if ctx.json {
+            print_json(&json!({
+                "accepted": false,
+                "problems": problems.iter().map(|(c, m)| json!({"code": c, "message": m})).collect::<Vec<_>>(),
+            }))?;
+        } else {
+            eprintln!("The request in {} cannot be used:", file.display());
+            for (code, message) in &problems {
+                eprintln!("  - {message} ({code})");
+            }
+        }
+        return Ok(1);
+    };
     if !ctx.json {
         say!("Read from {}:", file.display());
         say!(
@@ -476,19 +543,12 @@ fn submit_external(ctx: &Ctx, a: SubmitArgs) -> Result<u8> {
         return Ok(0);
     }
     let req = proto::ExternalSubmitRequest {
-        csr_file_base64: base64::engine::general_purpose::STANDARD.encode(&bytes),
+        // Only the request itself leaves this machine, never the rest of
+        // the file.
+        csr_file_base64: base64::engine::general_purpose::STANDARD
+            .encode(enroll_pki::intake::decode(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?),
         common_name: cn.clone(),
-        details: proto::Details {
-            fqdn: a.fqdn,
-            mac: a.mac,
-            nic_id: a.nic,
-            processor_id: a.processor_id,
-            os_version: a.os_version,
-            os_type: a.os_type,
-            requester: Some(crate::identity::requester()),
-            phone: a.phone,
-            description: a.description,
-        },
+        details,
     };
     let api = Api::new(&ctx.pkg)?;
     let resp = match api.submit_external(&req) {
@@ -720,6 +780,25 @@ fn get(ctx: &Ctx) -> Result<u8> {
                     format!("request {}: approved, but not saved: {e:#}", r.id)
                 }
             },
+            // Saved earlier but the file is gone (folder cleaned, another
+            // copy of the package): write it again from the service.
+            "Downloaded"
+                if s.kind == "external"
+                    && r.certificate_path.as_ref().is_none_or(|p| !p.exists()) =>
+            {
+                match save_external(ctx, &api, r, &s) {
+                    Ok(path) => format!(
+                        "request {}: certificate for {} saved again to {}",
+                        r.id,
+                        r.common_name,
+                        path.display()
+                    ),
+                    Err(e) => {
+                        failures += 1;
+                        format!("request {}: downloaded, but not saved: {e:#}", r.id)
+                    }
+                }
+            }
             "Approved" if r.key_lost => format!(
                 "request {}: approved, but its private key is not on this machine; submit a new request",
                 r.id
@@ -841,8 +920,10 @@ fn save_external(
     .with_context(cannot)?;
     write_atomic(&der_path, &der, 0o644).with_context(cannot)?;
     r.certificate_path = Some(pem_path.clone());
-    let done = api.downloaded(r.id).map_err(|e| anyhow::anyhow!("{e}"))?;
-    merge(r, &done);
+    if s.status == "Approved" {
+        let done = api.downloaded(r.id).map_err(|e| anyhow::anyhow!("{e}"))?;
+        merge(r, &done);
+    }
     Ok(pem_path)
 }
 

@@ -86,6 +86,7 @@ Exit codes: 0 success, 10 no certificate, 11 expired, 12 not yet valid, 13 servi
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let json = cli.json;
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match commands::run(cli) {
         Ok(code) if OUTPUT_FAILED.load(std::sync::atomic::Ordering::Relaxed) => {
@@ -96,6 +97,13 @@ fn main() -> ExitCode {
         }
         Ok(code) => ExitCode::from(code),
         Err(e) => {
+            if json {
+                // Scripts that asked for JSON get it on failure too.
+                say!(
+                    "{}",
+                    serde_json::json!({"success": false, "error": format!("{e:#}")})
+                );
+            }
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }

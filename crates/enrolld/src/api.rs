@@ -62,6 +62,16 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if self.status.is_client_error() {
+            // Codes only: the detail may quote what the client sent.
+            let problems: Vec<&str> = self.problems.iter().map(|p| p.code.as_str()).collect();
+            tracing::info!(
+                status = self.status.as_u16(),
+                code = self.code,
+                problems = %problems.join(","),
+                "refused"
+            );
+        }
         let body = proto::Problem {
             type_: format!("urn:enroll:problem:{}", self.code),
             title: self.title.into(),

@@ -113,7 +113,7 @@ enum Command {
     /// Client installation packages.
     #[command(subcommand)]
     Package(ops::PackageCommand),
-    /// Certificate requests: list, show, approve, reject.
+    /// Certificate requests: list, show, approve, reject, revoke (acting as the central administrator).
     #[command(subcommand)]
     Request(ops::RequestCommand),
 }

@@ -147,14 +147,15 @@ pub enum RequestCommand {
     #[command(
         after_help = "Example:\n  enrolld request revoke --data DIR 42 --reason keyCompromise\n\n\
 Reasons (RFC 5280): unspecified, keyCompromise, cACompromise, affiliationChanged, superseded,\n\
-cessationOfOperation, certificateHold, privilegeWithdrawn, aACompromise."
+cessationOfOperation, privilegeWithdrawn, aACompromise. certificateHold is refused: a\n\
+revocation is final."
     )]
     Revoke {
         #[command(flatten)]
         data: DataArgs,
         /// The request id.
         id: i64,
-        /// Why: shown to the requester (reject), or an RFC 5280 reason name (revoke).
+        /// The RFC 5280 reason name, e.g. keyCompromise or superseded.
         #[arg(long)]
         reason: String,
         /// Machine-readable output.
@@ -170,7 +171,7 @@ cessationOfOperation, certificateHold, privilegeWithdrawn, aACompromise."
         data: DataArgs,
         /// The request id.
         id: i64,
-        /// Why: shown to the requester (reject), or an RFC 5280 reason name (revoke).
+        /// Why, in words the requester will see.
         #[arg(long)]
         reason: String,
         /// Machine-readable output.
@@ -549,6 +550,8 @@ pub async fn request(c: RequestCommand) -> Result<()> {
                 let c = match cert {
                     Some(c) => json!({"serial": c.serial, "not_before": c.not_before.0,
                                       "not_after": c.not_after.0,
+                                      "revoked_at": c.revoked_at.map(|t| t.0),
+                                      "revocation_reason": c.revocation_reason,
                                       "pem": enroll_pki::pem::encode("CERTIFICATE", &c.der)}),
                     None => serde_json::Value::Null,
                 };
@@ -563,14 +566,20 @@ pub async fn request(c: RequestCommand) -> Result<()> {
                     ("Enrollment type", r.enrollment_type.as_str().into()),
                     ("Subject", r.subject.subject_name()),
                     ("Key", r.key_desc.clone()),
-                    (
-                        "Alt names",
-                        r.alt_names
-                            .iter()
-                            .map(|n| n.to_text())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    ),
+                    ("Names in certificate", {
+                        // A server certificate names its host name first,
+                        // then what the request asked for.
+                        let mut names = Vec::new();
+                        if r.kind == enroll_core::RequestKind::External {
+                            names.push(format!("DNS:{}", r.subject.common_name));
+                        }
+                        for n in r.alt_names.iter().map(|n| n.to_text()) {
+                            if !names.contains(&n) {
+                                names.push(n);
+                            }
+                        }
+                        names.join(", ")
+                    }),
                     ("Submitted", fmt_time(r.submitted_at)),
                     ("Requested by", d.requester.clone().unwrap_or_default()),
                     ("IP address", r.source_addr.clone().unwrap_or_default()),
@@ -591,8 +600,16 @@ pub async fn request(c: RequestCommand) -> Result<()> {
                     ("Reason", r.reason.clone().unwrap_or_default()),
                     (
                         "Certificate",
-                        cert.map(|c| {
-                            format!("serial {} valid until {}", c.serial, fmt_time(c.not_after))
+                        cert.map(|c| match (c.revoked_at, &c.revocation_reason) {
+                            (Some(at), reason) => format!(
+                                "serial {} revoked {} ({})",
+                                c.serial,
+                                fmt_time(at),
+                                reason.as_deref().unwrap_or("unspecified")
+                            ),
+                            _ => {
+                                format!("serial {} valid until {}", c.serial, fmt_time(c.not_after))
+                            }
                         })
                         .unwrap_or_default(),
                     ),

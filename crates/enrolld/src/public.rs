@@ -94,6 +94,14 @@ async fn root(State(ra): State<Shared>) -> Response {
 
 async fn ocsp_answer(ra: &Shared, request: &[u8]) -> Response {
     let der = ra.ocsp(request).await;
+    if enroll_pki::revocation::is_ocsp_error(&der) {
+        // Unsigned: a cache must not keep it for others.
+        return der_response(
+            "application/ocsp-response",
+            der,
+            &[(header::CACHE_CONTROL, "no-store".into())],
+        );
+    }
     let now = ra.now().0;
     let period = ra.policy().ocsp_period;
     der_response(
@@ -126,13 +134,18 @@ async fn ocsp_post(State(ra): State<Shared>, headers: HeaderMap, body: Bytes) ->
 
 /// RFC 6960 appendix A.1: GET {url}/{url-encoding of base-64 of the DER}.
 async fn ocsp_get(State(ra): State<Shared>, Path(request): Path<String>) -> Response {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
     let b64: String = request.chars().filter(|c| !c.is_whitespace()).collect();
-    match base64::engine::general_purpose::STANDARD.decode(b64.as_bytes()) {
+    // Some clients send base64url (RFC 4648 §5) instead of base64.
+    let der = STANDARD
+        .decode(b64.as_bytes())
+        .or_else(|_| URL_SAFE_NO_PAD.decode(b64.trim_end_matches('=').as_bytes()));
+    match der {
         Ok(der) => ocsp_answer(&ra, &der).await,
         Err(_) => der_response(
             "application/ocsp-response",
             enroll_pki::revocation::ocsp_error(enroll_pki::revocation::OcspError::Malformed),
-            &[],
+            &[(header::CACHE_CONTROL, "no-store".into())],
         ),
     }
 }

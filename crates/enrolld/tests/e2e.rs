@@ -408,6 +408,15 @@ fn workstation_enrollment_end_to_end() {
     );
     let unknown = ocsp(&["-serial", "0x4242424242"]);
     assert!(unknown.contains(": unknown"), "{unknown}");
+    // Asked only about another issuer's certificate (here the root's),
+    // the responder says it is not authoritative, unsigned and uncached.
+    let foreign = run(Command::new(&openssl)
+        .args(["ocsp", "-no_nonce", "-issuer"])
+        .arg(&ca)
+        .args(["-serial", "0x42", "-url", &format!("{http}/ocsp")]));
+    let foreign = String::from_utf8_lossy(&foreign.stderr).into_owned()
+        + &String::from_utf8_lossy(&foreign.stdout);
+    assert!(foreign.contains("unauthorized"), "{foreign}");
     let crl_check = |label: &str| {
         let der = tmp.path(&format!("{label}.crl"));
         ok(Command::new(&curl)
