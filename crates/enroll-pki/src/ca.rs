@@ -98,10 +98,23 @@ pub struct Issued {
     pub not_after: UnixTime,
 }
 
+/// A certificate as it would be issued, signed by a throwaway key, with
+/// its lint findings.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    pub der: Vec<u8>,
+    pub findings: Vec<crate::lint::Finding>,
+}
+
 /// The CA that signs end-entity certificates.
 pub struct IssuingCa<S: Signer = KeyPair> {
     issuer: Issuer<'static, S>,
+    /// The same issuer name and key identifier with a throwaway key: the
+    /// certificates it signs are byte-identical to ours but for the
+    /// signature, so the lint sees exactly what we would sign.
+    lint_issuer: Issuer<'static, KeyPair>,
     cert_pem: String,
+    cert_der: Vec<u8>,
     root_pem: String,
     not_before: UnixTime,
     not_after: UnixTime,
@@ -131,8 +144,14 @@ impl<S: Signer> IssuingCa<S> {
         let not_before = UnixTime(cert.validity().not_before.timestamp());
         let not_after = UnixTime(cert.validity().not_after.timestamp());
         let issuer = Issuer::from_ca_cert_pem(cert_pem, key)?;
+        // P-256 whatever the CA's key: signing the lint copy must cost
+        // next to nothing beside the real signature.
+        let lint_key = crate::KeyType::EcdsaP256.generate()?;
+        let lint_issuer = Issuer::from_ca_cert_pem(cert_pem, lint_key)?;
         Ok(IssuingCa {
             issuer,
+            lint_issuer,
+            cert_der: der.clone(),
             cert_pem: cert_pem.to_owned(),
             root_pem: root_pem.to_owned(),
             not_before,
@@ -153,7 +172,7 @@ impl<S: Signer> IssuingCa<S> {
 
     /// The issuing CA's certificate, DER.
     pub fn cert_der(&self) -> Vec<u8> {
-        crate::inspect::first_cert_der(&self.cert_pem).unwrap_or_default()
+        self.cert_der.clone()
     }
 
     pub fn root_pem(&self) -> &str {
@@ -164,12 +183,43 @@ impl<S: Signer> IssuingCa<S> {
         &self.cert_pem
     }
 
-    /// Signs a certificate built from `params`. Validity is cut to the
-    /// issuing CA's own, so no certificate outlives its issuer or starts
-    /// before it.
-    pub fn issue(&self, mut params: IssueParams) -> Result<Issued, PkiError> {
+    /// The certificate `params` would give, signed with a throwaway key
+    /// instead of ours (so it verifies against nothing), and what the
+    /// pre-issuance lint says of it. For approvers to look at before they
+    /// decide; never valid anywhere.
+    pub fn preview(&self, params: &IssueParams) -> Result<Preview, PkiError> {
+        let params = self.clamp(params.clone());
+        let spki = rcgen::SubjectPublicKeyInfo::from_der(&params.spki_der)?;
+        let copy = params.to_rcgen()?.signed_by(&spki, &self.lint_issuer)?;
+        let findings = crate::lint::lint(
+            copy.der(),
+            crate::lint::Expectations {
+                profile: params.profile,
+                issuer_der: &self.cert_der,
+                revocation: params.revocation.is_some(),
+            },
+        );
+        Ok(Preview {
+            der: copy.der().to_vec(),
+            findings,
+        })
+    }
+
+    fn clamp(&self, mut params: IssueParams) -> IssueParams {
         params.not_after = params.not_after.min(self.not_after);
         params.not_before = params.not_before.max(self.not_before);
+        params
+    }
+
+    /// Signs a certificate built from `params`, after the pre-issuance
+    /// lint passed on an identical copy. Validity is cut to the issuing
+    /// CA's own, so no certificate outlives its issuer or starts before it.
+    pub fn issue(&self, params: IssueParams) -> Result<Issued, PkiError> {
+        let preview = self.preview(&params)?;
+        if crate::lint::has_errors(&preview.findings) {
+            return Err(PkiError::Lint(preview.findings));
+        }
+        let params = self.clamp(params);
         let spki = rcgen::SubjectPublicKeyInfo::from_der(&params.spki_der)?;
         let cert = params.to_rcgen()?.signed_by(&spki, &self.issuer)?;
         Ok(Issued {

@@ -11,6 +11,9 @@
 //! - [`profile`]: what every certificate we issue looks like
 //!   ([`Profile`]); the subject comes from validated
 //!   [`enroll_core::SubjectFields`], never from a CSR.
+//! - [`lint`]: the pre-issuance lint every certificate passes before the
+//!   CA signs it.
+//! - [`pkcs12`]: PKCS#12 bundles for operator credentials.
 //! - [`revocation`]: CRLs and OCSP responses.
 //! - [`serial`]: random, positive certificate serial numbers.
 //! - [`inspect`]: read back a certificate (subject, validity, serial).
@@ -21,7 +24,9 @@ pub mod der;
 pub mod inspect;
 pub mod intake;
 pub mod keys;
+pub mod lint;
 pub mod pem;
+pub mod pkcs12;
 pub mod profile;
 pub mod revocation;
 pub mod serial;
@@ -45,6 +50,17 @@ pub enum PkiError {
     /// The system random generator failed.
     #[error("the system random number generator failed")]
     Random,
+    /// The pre-issuance lint found errors: nothing was signed.
+    #[error("the certificate failed its pre-issuance lint: {}", lint_list(.0))]
+    Lint(Vec<lint::Finding>),
+}
+
+fn lint_list(f: &[lint::Finding]) -> String {
+    f.iter()
+        .filter(|f| f.level == lint::Level::Error)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Converts domain time to the `time` crate's, for rcgen.

@@ -45,6 +45,17 @@ impl Credential {
         })
     }
 
+    /// A new secret for an existing package: the old credential stops
+    /// working once the new hash is stored.
+    pub fn rotate(package_id: &str, rng: &dyn SecureRandom) -> Result<Credential, PkiError> {
+        let mut secret = [0u8; 32];
+        rng.fill(&mut secret).map_err(|_| PkiError::Random)?;
+        Ok(Credential {
+            package_id: package_id.to_owned(),
+            secret: hex(&secret),
+        })
+    }
+
     /// The whole credential, for the package file only.
     pub fn expose(&self) -> String {
         format!("{PREFIX}.{}.{}", self.package_id, self.secret)

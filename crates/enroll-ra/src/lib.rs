@@ -8,8 +8,10 @@
 //! written to the audit trail before they are returned.
 
 mod credential;
+mod operators;
 
 pub use credential::{Credential, CredentialError};
+pub use operators::{NewOperator, OperatorSpec};
 
 use std::sync::Arc;
 
@@ -27,7 +29,7 @@ use enroll_pki::{
     CsrError, IssueParams, IssuingCa, KeyInfo, ParsedCsr, PkiError, Profile, RevocationUrls, Serial,
 };
 use enroll_store::{
-    AltName, AuditEvent, CertRecord, CrlRecord, NewRequest, OperatorRecord, OrgRecord,
+    AltName, AuditEntry, AuditEvent, AuditFilter, CertRecord, CrlRecord, NewRequest, OrgRecord,
     PackageRecord, RequestFilter, RequestRecord, StatusChange, Store, StoreError,
 };
 
@@ -88,6 +90,15 @@ impl From<TransitionError> for RaError {
 }
 
 pub type Result<T> = std::result::Result<T, RaError>;
+
+/// A refusal of `action` to `actor`, whatever the request's status.
+pub(crate) fn forbid(actor: &Actor, action: &'static str, why: &'static str) -> RaError {
+    RaError::Forbidden(TransitionError::Forbidden {
+        actor: actor.to_string(),
+        action,
+        why,
+    })
+}
 
 /// Issuance settings.
 #[derive(Debug, Clone)]
@@ -248,7 +259,7 @@ impl<S: Store, C: Clock> Ra<S, C> {
         self.clock.now()
     }
 
-    fn event(
+    pub(crate) fn event(
         &self,
         actor: &Actor,
         source: Option<&str>,
@@ -257,6 +268,7 @@ impl<S: Store, C: Clock> Ra<S, C> {
     ) -> AuditEvent {
         AuditEvent {
             at: self.clock.now(),
+            org: None,
             actor: actor.name.clone(),
             role: actor.role.name().to_owned(),
             source_addr: source.map(str::to_owned),
@@ -268,8 +280,11 @@ impl<S: Store, C: Clock> Ra<S, C> {
         }
     }
 
-    /// Writes the refusal to the audit trail, then returns it.
-    async fn refuse<T>(
+    /// Writes the refusal to the audit trail, then returns it. The event
+    /// goes to the trail of the actor's own organization (a manager sees
+    /// what they were refused), or, for the central administrator, of the
+    /// organization concerned.
+    pub(crate) async fn refuse<T>(
         &self,
         actor: &Actor,
         source: Option<&str>,
@@ -277,21 +292,38 @@ impl<S: Store, C: Clock> Ra<S, C> {
         action: &str,
         err: RaError,
     ) -> Result<T> {
+        self.refuse_in(actor, source, request_id, None, action, err)
+            .await
+    }
+
+    pub(crate) async fn refuse_in<T>(
+        &self,
+        actor: &Actor,
+        source: Option<&str>,
+        request_id: Option<RequestId>,
+        concerned: Option<&OrgCode>,
+        action: &str,
+        err: RaError,
+    ) -> Result<T> {
         let mut ev = self.event(actor, source, request_id, &format!("refused:{action}"));
+        ev.org = match &actor.role {
+            Role::OrgManager(o) | Role::Client(o) => Some(o.clone()),
+            Role::CentralAdmin => concerned.cloned(),
+        };
         ev.detail = Some(err.to_string());
         self.store.audit(&ev).await?;
         Err(err)
     }
 
-    fn require_admin(actor: &Actor, action: &'static str) -> Result<()> {
+    pub(crate) fn require_admin(actor: &Actor, action: &'static str) -> Result<()> {
         if actor.role == Role::CentralAdmin {
             Ok(())
         } else {
-            Err(RaError::Forbidden(TransitionError::Forbidden {
-                actor: actor.to_string(),
+            Err(forbid(
+                actor,
                 action,
-                why: "only the central administrator does this",
-            }))
+                "only the central administrator does this",
+            ))
         }
     }
 
@@ -333,6 +365,7 @@ impl<S: Store, C: Clock> Ra<S, C> {
         };
         self.store.add_org(&org).await?;
         let mut ev = self.event(actor, None, None, "org.add");
+        ev.org = Some(org.code.clone());
         ev.detail = Some(format!("{} {:?} {}", org.code, org.name, org.country));
         self.store.audit(&ev).await?;
         Ok(org)
@@ -405,6 +438,7 @@ impl<S: Store, C: Clock> Ra<S, C> {
         };
         self.store.add_package(&package).await?;
         let mut ev = self.event(actor, None, None, "package.create");
+        ev.org = Some(package.org.clone());
         ev.detail = Some(format!(
             "{} for {} ({})",
             package.id, package.org, package.environment
@@ -420,10 +454,44 @@ impl<S: Store, C: Clock> Ra<S, C> {
         if let Err(e) = Self::require_admin(actor, "revoke client packages") {
             return self.refuse(actor, None, None, "package.revoke", e).await;
         }
+        let package = self.active_package(id).await?;
         let mut ev = self.event(actor, None, None, "package.revoke");
+        ev.org = Some(package.org);
         ev.detail = Some(id.to_owned());
         self.store.revoke_package(id, self.clock.now(), &ev).await?;
         Ok(())
+    }
+
+    async fn active_package(&self, id: &str) -> Result<PackageRecord> {
+        self.store
+            .package(id)
+            .await?
+            .filter(|p| p.revoked_at.is_none())
+            .ok_or_else(|| RaError::NotFound(format!("an active package {id}")))
+    }
+
+    /// Gives a package a new credential (the old one stops working at
+    /// once) and returns it for a fresh copy of the package. For a lost or
+    /// leaked copy, and for the web application's download: the server
+    /// keeps only hashes, so a package is only ever handed out with a new
+    /// credential.
+    pub async fn rotate_package(&self, actor: &Actor, id: &str) -> Result<NewPackage> {
+        if let Err(e) = Self::require_admin(actor, "rotate package credentials") {
+            return self.refuse(actor, None, None, "package.rotate", e).await;
+        }
+        let mut package = self.active_package(id).await?;
+        let credential = Credential::rotate(&package.id, &self.rng)?;
+        package.credential_hash = credential.secret_hash();
+        let mut ev = self.event(actor, None, None, "package.rotate");
+        ev.org = Some(package.org.clone());
+        ev.detail = Some(id.to_owned());
+        self.store
+            .rotate_package(id, &package.credential_hash, &ev)
+            .await?;
+        Ok(NewPackage {
+            package,
+            credential,
+        })
     }
 
     pub async fn list_orgs(&self, actor: &Actor) -> Result<Vec<OrgRecord>> {
@@ -553,12 +621,12 @@ impl<S: Store, C: Clock> Ra<S, C> {
     ) -> Result<Submitted> {
         let actor = session.actor();
         if !session.package.allow_external {
-            let e = RaError::Forbidden(TransitionError::Forbidden {
-                actor: actor.to_string(),
-                action: "submit",
-                why: "this package does not allow requests for other servers; ask the central \
+            let e = forbid(
+                &actor,
+                "submit",
+                "this package does not allow requests for other servers; ask the central \
                       administrator for a package with --allow-external",
-            });
+            );
             return self
                 .refuse(&actor, source, None, "submit-external", e)
                 .await;
@@ -638,8 +706,10 @@ impl<S: Store, C: Clock> Ra<S, C> {
             &session.org.code,
         )?;
         let mut submitted = self.event(&actor, source, None, "submit");
+        submitted.org = Some(session.org.code.clone());
         submitted.to_status = Some(RequestStatus::Pending);
         let mut cancelled = self.event(&actor, source, None, "cancel");
+        cancelled.org = Some(session.org.code.clone());
         cancelled.from_status = Some(RequestStatus::Pending);
         cancelled.to_status = Some(RequestStatus::Cancelled);
         let (id, cancelled) = self.store.submit(new, &submitted, &cancelled).await?;
@@ -717,7 +787,23 @@ impl<S: Store, C: Clock> Ra<S, C> {
 
     // ----- the deciders' use cases -----
 
-    /// Requests the actor may see, newest first.
+    /// Whether a decider may see a request at all: the central
+    /// administrator every one; an organization manager the workstation
+    /// and mobile requests of their own organization (server and external
+    /// requests are the central administrator's).
+    pub fn may_see(actor: &Actor, request: &RequestRecord) -> bool {
+        match &actor.role {
+            Role::CentralAdmin => true,
+            Role::OrgManager(org) => {
+                *org == request.subject.organization && !request.kind.needs_central_approval()
+            }
+            Role::Client(_) => false,
+        }
+    }
+
+    /// Requests the actor may see, newest first. An organization
+    /// manager's filter is narrowed to what they may see, whatever they
+    /// asked for.
     pub async fn list(
         &self,
         actor: &Actor,
@@ -725,7 +811,37 @@ impl<S: Store, C: Clock> Ra<S, C> {
     ) -> Result<Vec<RequestRecord>> {
         match &actor.role {
             Role::CentralAdmin => {}
-            Role::OrgManager(org) => filter.org = Some(org.clone()),
+            Role::OrgManager(org) => {
+                if filter.org.as_ref().is_some_and(|o| o != org) {
+                    return self
+                        .refuse(
+                            actor,
+                            None,
+                            None,
+                            "list",
+                            forbid(
+                                actor,
+                                "list",
+                                "an organization manager sees their own organization only",
+                            ),
+                        )
+                        .await;
+                }
+                filter.org = Some(org.clone());
+                let own = [RequestKind::Workstation, RequestKind::Mobile];
+                filter.kinds = if filter.kinds.is_empty() {
+                    own.to_vec()
+                } else {
+                    filter
+                        .kinds
+                        .into_iter()
+                        .filter(|k| own.contains(k))
+                        .collect()
+                };
+                if filter.kinds.is_empty() {
+                    return Ok(Vec::new());
+                }
+            }
             Role::Client(_) => {
                 return self
                     .refuse(
@@ -733,16 +849,37 @@ impl<S: Store, C: Clock> Ra<S, C> {
                         None,
                         None,
                         "list",
-                        RaError::Forbidden(TransitionError::Forbidden {
-                            actor: actor.to_string(),
-                            action: "list",
-                            why: "clients see only their own requests",
-                        }),
+                        forbid(actor, "list", "clients see only their own requests"),
                     )
                     .await;
             }
         }
         Ok(self.store.list_requests(&filter).await?)
+    }
+
+    /// Loads a request for a decider, or refuses (audited) with the same
+    /// answer as for a missing one: nothing leaks across organizations.
+    async fn visible(
+        &self,
+        actor: &Actor,
+        id: RequestId,
+        source: Option<&str>,
+        action: &str,
+    ) -> Result<RequestRecord> {
+        let request = self.load(id).await?;
+        if !Self::may_see(actor, &request) {
+            return self
+                .refuse_in(
+                    actor,
+                    source,
+                    Some(id),
+                    Some(&request.subject.organization),
+                    action,
+                    RaError::NotFound(format!("request {id}")),
+                )
+                .await;
+        }
+        Ok(request)
     }
 
     /// One request with its certificate and history, for a decider.
@@ -751,29 +888,7 @@ impl<S: Store, C: Clock> Ra<S, C> {
         actor: &Actor,
         id: RequestId,
     ) -> Result<(RequestView, Vec<AuditEvent>)> {
-        let request = self
-            .store
-            .request(id)
-            .await?
-            .ok_or_else(|| RaError::NotFound(format!("request {id}")))?;
-        let visible = match &actor.role {
-            Role::CentralAdmin => true,
-            Role::OrgManager(org) => *org == request.subject.organization,
-            Role::Client(_) => false,
-        };
-        if !visible {
-            // Same answer as a missing request: nothing leaks across
-            // organizations, but the attempt is on record.
-            return self
-                .refuse(
-                    actor,
-                    None,
-                    Some(id),
-                    "show",
-                    RaError::NotFound(format!("request {id}")),
-                )
-                .await;
-        }
+        let request = self.visible(actor, id, None, "show").await?;
         let certificate = self.store.certificate_for_request(id).await?;
         let history = self.store.audit_for_request(id).await?;
         Ok((
@@ -785,25 +900,18 @@ impl<S: Store, C: Clock> Ra<S, C> {
         ))
     }
 
-    /// Approves a Pending request and issues its certificate at once.
-    pub async fn approve(
-        &self,
-        actor: &Actor,
-        id: RequestId,
-        source: Option<&str>,
-    ) -> Result<RequestView> {
-        let request = self.load(id).await?;
-        if let Err(e) = transition(
-            request.status,
-            Action::Approve,
-            actor,
-            request.kind,
-            &request.subject.organization,
-        ) {
-            return self
-                .refuse(actor, source, Some(id), "approve", e.into())
-                .await;
-        }
+    /// What approval would issue for a request: the certificate signed
+    /// by a throwaway key (valid nowhere) and the pre-issuance lint's
+    /// findings, for the approver to look at before deciding.
+    pub async fn preview(&self, actor: &Actor, id: RequestId) -> Result<enroll_pki::ca::Preview> {
+        let request = self.visible(actor, id, None, "preview").await?;
+        let params = self.issue_params(&request, Serial::random(&self.rng)?)?;
+        Ok(self.ca.preview(&params)?)
+    }
+
+    /// The certificate a request gets, built from its validated fields
+    /// and the profile: never from the CSR beyond its public key.
+    fn issue_params(&self, request: &RequestRecord, serial: Serial) -> Result<IssueParams> {
         let key = enroll_pki::intake::key_of(&request.spki_der).map_err(RaError::Csr)?;
         let now = self.clock.now();
         let profile = if request.kind == RequestKind::External {
@@ -825,19 +933,49 @@ impl<S: Store, C: Clock> Ra<S, C> {
         }
         let mut subject = subject_of(&request.subject);
         subject.retain(|(_, v)| !v.is_empty());
-        debug_assert!(subject.iter().any(|(a, _)| *a == DnAttr::CommonName));
-        let issued = self.ca.issue(IssueParams {
+        Ok(IssueParams {
             profile,
             subject,
             spki_der: request.spki_der.clone(),
             key,
-            serial: Serial::random(&self.rng)?,
+            serial,
             not_before: UnixTime(now.0 - BACKDATE_SECONDS),
             not_after: now.plus_days(self.policy.validity_days),
             dns_names,
             ip_addresses,
             revocation: self.policy.revocation.clone(),
-        })?;
+        })
+    }
+
+    /// Approves a Pending request and issues its certificate at once.
+    pub async fn approve(
+        &self,
+        actor: &Actor,
+        id: RequestId,
+        source: Option<&str>,
+    ) -> Result<RequestView> {
+        let request = self.load(id).await?;
+        if let Err(e) = transition(
+            request.status,
+            Action::Approve,
+            actor,
+            request.kind,
+            &request.subject.organization,
+        ) {
+            return self
+                .refuse_in(
+                    actor,
+                    source,
+                    Some(id),
+                    Some(&request.subject.organization),
+                    "approve",
+                    e.into(),
+                )
+                .await;
+        }
+        let issued = self
+            .ca
+            .issue(self.issue_params(&request, Serial::random(&self.rng)?)?)?;
         let cert = CertRecord {
             serial: issued.serial.to_hex(),
             request_id: Some(id),
@@ -857,6 +995,53 @@ impl<S: Store, C: Clock> Ra<S, C> {
             request: self.load(id).await?,
             certificate: Some(cert),
         })
+    }
+
+    /// The audit trail the actor may see, newest first: everything for
+    /// the central administrator, their own organization's events for an
+    /// organization manager.
+    pub async fn audit_trail(
+        &self,
+        actor: &Actor,
+        mut filter: AuditFilter,
+    ) -> Result<Vec<AuditEntry>> {
+        match &actor.role {
+            Role::CentralAdmin => {}
+            Role::OrgManager(org) => {
+                if filter.org.as_ref().is_some_and(|o| o != org) {
+                    return self
+                        .refuse(
+                            actor,
+                            None,
+                            None,
+                            "audit",
+                            forbid(
+                                actor,
+                                "read the audit trail of",
+                                "an organization manager sees their own organization only",
+                            ),
+                        )
+                        .await;
+                }
+                filter.org = Some(org.clone());
+            }
+            Role::Client(_) => {
+                return self
+                    .refuse(
+                        actor,
+                        None,
+                        None,
+                        "audit",
+                        forbid(
+                            actor,
+                            "read the audit trail",
+                            "the audit trail is for managers and administrators",
+                        ),
+                    )
+                    .await;
+            }
+        }
+        Ok(self.store.list_audit(&filter).await?)
     }
 
     /// Rejects a Pending request; the reason is shown to the client.
@@ -911,11 +1096,19 @@ impl<S: Store, C: Clock> Ra<S, C> {
             Ok(to) => to,
             Err(e) => {
                 return self
-                    .refuse(actor, source, Some(request.id), action.as_str(), e.into())
+                    .refuse_in(
+                        actor,
+                        source,
+                        Some(request.id),
+                        Some(&request.subject.organization),
+                        action.as_str(),
+                        e.into(),
+                    )
                     .await;
             }
         };
         let mut audit = self.event(actor, source, Some(request.id), action.as_str());
+        audit.org = Some(request.subject.organization.clone());
         audit.from_status = Some(request.status);
         audit.to_status = Some(to);
         let mut change = StatusChange {
@@ -1117,15 +1310,6 @@ impl<S: Store, C: Clock> Ra<S, C> {
             })
             .await?;
         Ok(issued)
-    }
-
-    /// Records an operator credential (central administrator or
-    /// organization manager) issued with [`Ra::issue_unbound`].
-    pub async fn add_operator(&self, actor: &Actor, op: OperatorRecord) -> Result<()> {
-        let mut ev = self.event(actor, None, None, "operator.add");
-        ev.detail = Some(format!("{} as {} ({})", op.name, op.role, op.cert_serial));
-        self.store.add_operator(&op, &ev).await?;
-        Ok(())
     }
 
     /// Finds the request whose certificate a TLS peer presented.

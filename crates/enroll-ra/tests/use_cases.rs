@@ -589,3 +589,344 @@ async fn crl_numbers_stay_unique_when_nodes_race() {
         "duplicate CRL numbers: {numbers:?}"
     );
 }
+
+async fn submitted(k: &Kit, org: &str, server: bool, cn: &str) -> RequestId {
+    let s = session(k, org, server).await;
+    k.ra.submit(&s, submission(cn, 2048), None)
+        .await
+        .unwrap()
+        .id
+}
+
+#[tokio::test]
+async fn managers_see_only_their_organizations_workstation_requests() {
+    let k = kit("visibility").await;
+    let ws_a = submitted(&k, "AAA", false, HWID).await;
+    let srv_a = submitted(&k, "AAA", true, "api.a.example").await;
+    let ws_b = submitted(&k, "BBB", false, HWID).await;
+    let ids = |v: Vec<enroll_store::RequestRecord>| v.iter().map(|r| r.id).collect::<Vec<_>>();
+    let all = enroll_store::RequestFilter {
+        limit: 50,
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(k.ra.list(&admin(), all.clone()).await.unwrap()),
+        [ws_b, srv_a, ws_a]
+    );
+    assert_eq!(
+        ids(k.ra.list(&manager("AAA"), all.clone()).await.unwrap()),
+        [ws_a]
+    );
+    // Asking for the server kind gives nothing, not the server request.
+    let servers = enroll_store::RequestFilter {
+        kinds: vec![enroll_core::RequestKind::Server],
+        ..all.clone()
+    };
+    assert!(
+        k.ra.list(&manager("AAA"), servers)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Asking for another organization is a refusal, on record.
+    let other = enroll_store::RequestFilter {
+        org: Some(OrgCode::parse("BBB").unwrap()),
+        ..all.clone()
+    };
+    assert!(matches!(
+        k.ra.list(&manager("AAA"), other).await,
+        Err(RaError::Forbidden(_))
+    ));
+    // Detail and preview: the server request and the other organization's
+    // request look missing, and each attempt is audited.
+    for id in [srv_a, ws_b] {
+        assert!(matches!(
+            k.ra.show(&manager("AAA"), id).await,
+            Err(RaError::NotFound(_))
+        ));
+        assert!(matches!(
+            k.ra.preview(&manager("AAA"), id).await,
+            Err(RaError::NotFound(_))
+        ));
+    }
+    let trail =
+        k.ra.audit_trail(
+            &manager("AAA"),
+            enroll_store::AuditFilter {
+                action: Some("refused:".into()),
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(trail.len(), 5, "{trail:?}");
+}
+
+#[tokio::test]
+async fn the_audit_trail_is_scoped_to_the_managers_organization() {
+    let k = kit("audit").await;
+    let a = submitted(&k, "AAA", false, HWID).await;
+    let b = submitted(&k, "BBB", false, HWID).await;
+    k.ra.approve(&manager("BBB"), b, None).await.unwrap();
+    let trail = |actor: Actor| {
+        let ra = &k.ra;
+        async move {
+            ra.audit_trail(
+                &actor,
+                enroll_store::AuditFilter {
+                    limit: 100,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let mine = trail(manager("AAA")).await;
+    assert!(!mine.is_empty());
+    assert!(
+        mine.iter()
+            .all(|e| e.event.org == Some(OrgCode::parse("AAA").unwrap()))
+    );
+    assert!(mine.iter().any(|e| e.event.request_id == Some(a)));
+    assert!(mine.iter().all(|e| e.event.request_id != Some(b)));
+    let everything = trail(admin()).await;
+    assert!(everything.len() > mine.len());
+    let client = session(&k, "AAA", false).await.actor();
+    assert!(matches!(
+        k.ra.audit_trail(&client, enroll_store::AuditFilter::default())
+            .await,
+        Err(RaError::Forbidden(_))
+    ));
+}
+
+#[tokio::test]
+async fn the_preview_is_what_approval_issues_and_lints_clean() {
+    let k = kit("preview").await;
+    let id = submitted(&k, "AAA", false, HWID).await;
+    let preview = k.ra.preview(&manager("AAA"), id).await.unwrap();
+    assert!(preview.findings.is_empty(), "{:?}", preview.findings);
+    let issued = k.ra.approve(&manager("AAA"), id, None).await.unwrap();
+    let real = CertInfo::from_der(&issued.certificate.unwrap().der).unwrap();
+    let seen = CertInfo::from_der(&preview.der).unwrap();
+    assert_eq!(seen.subject, real.subject);
+    assert_eq!(seen.issuer, real.issuer);
+    assert_eq!(seen.spki_der, real.spki_der);
+    // The preview is signed by a throwaway key: it verifies against
+    // nothing, least of all the issuing CA.
+    let ca = x509_parser::pem::parse_x509_pem(k.material.issuing_cert_pem.as_bytes())
+        .unwrap()
+        .1;
+    let ca = ca.parse_x509().unwrap();
+    let (_, p) = x509_parser::parse_x509_certificate(&preview.der).unwrap();
+    assert!(p.verify_signature(Some(ca.public_key())).is_err());
+}
+
+fn operator_spec(name: &str, role: Role) -> enroll_ra::OperatorSpec {
+    enroll_ra::OperatorSpec {
+        name: name.into(),
+        role,
+        protection: enroll_pki::pkcs12::Protection::Modern,
+        pickup: true,
+    }
+}
+
+fn leaf_of(p12: &[u8], passphrase: &str) -> Vec<u8> {
+    let ks = p12_keystore::KeyStore::from_pkcs12(
+        p12,
+        passphrase,
+        p12_keystore::Pkcs12ImportPolicy::default(),
+    )
+    .unwrap();
+    let (_, chain) = ks.private_key_chain().unwrap();
+    assert_eq!(chain.certs().len(), 3, "leaf, issuing CA, root");
+    chain.certs()[0].as_der().to_vec()
+}
+
+#[tokio::test]
+async fn operators_sign_in_with_their_own_current_credential_only() {
+    let k = kit("operators").await;
+    let a_role = Role::OrgManager(OrgCode::parse("AAA").unwrap());
+    let new =
+        k.ra.issue_operator(&admin(), operator_spec("alice", a_role.clone()), None)
+            .await
+            .unwrap();
+    assert!(!format!("{new:?}").contains(&new.passphrase));
+    let leaf = leaf_of(&new.p12, &new.passphrase);
+    let actor =
+        k.ra.authenticate_operator(Some(&leaf), None, "GET /requests")
+            .await
+            .unwrap();
+    assert_eq!(actor.role, a_role);
+    assert_eq!(actor.name, "web:alice");
+
+    // Handed out once.
+    let (_, p12) =
+        k.ra.take_operator_credential(&admin(), new.record.id, None)
+            .await
+            .unwrap();
+    assert_eq!(p12, new.p12);
+    assert!(matches!(
+        k.ra.take_operator_credential(&admin(), new.record.id, None)
+            .await,
+        Err(RaError::NotFound(_))
+    ));
+
+    // Only the central administrator issues, lists and revokes; a
+    // manager's attempt is refused and audited.
+    assert!(matches!(
+        k.ra.issue_operator(&actor, operator_spec("eve", Role::CentralAdmin), None)
+            .await,
+        Err(RaError::Forbidden(_))
+    ));
+    assert!(matches!(
+        k.ra.list_operators(&actor).await,
+        Err(RaError::Forbidden(_))
+    ));
+    // One active operator per name; a manager needs an existing org.
+    assert!(matches!(
+        k.ra.issue_operator(&admin(), operator_spec("alice", a_role.clone()), None)
+            .await,
+        Err(RaError::Duplicate(_))
+    ));
+    assert!(matches!(
+        k.ra.issue_operator(
+            &admin(),
+            operator_spec("zed", Role::OrgManager(OrgCode::parse("ZZZ").unwrap())),
+            None
+        )
+        .await,
+        Err(RaError::NotFound(_))
+    ));
+    assert!(matches!(
+        k.ra.issue_operator(&admin(), operator_spec("bad name", a_role.clone()), None)
+            .await,
+        Err(RaError::Policy(_))
+    ));
+
+    // What is refused at sign-in: nothing, garbage, a client's own
+    // certificate from the same CA, a certificate from another CA, and a
+    // revoked manager. Every refusal is on record.
+    let ws = submitted(&k, "AAA", false, HWID).await;
+    let client_cert =
+        k.ra.approve(&admin(), ws, None)
+            .await
+            .unwrap()
+            .certificate
+            .unwrap()
+            .der;
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let foreign = CaMaterial::create(KeyType::EcdsaP256, "Other", NOW, &rng).unwrap();
+    let foreign_der = enroll_pki::inspect::first_cert_der(&foreign.issuing_cert_pem).unwrap();
+    k.ra.revoke_operator(&admin(), new.record.id, Reason::KeyCompromise, None)
+        .await
+        .unwrap();
+    let refused: [Option<&[u8]>; 5] = [
+        None,
+        Some(b"junk"),
+        Some(&client_cert),
+        Some(&foreign_der),
+        Some(&leaf),
+    ];
+    for presented in refused {
+        assert!(matches!(
+            k.ra.authenticate_operator(presented, Some("192.0.2.9"), "GET /requests")
+                .await,
+            Err(RaError::Unauthenticated(_))
+        ));
+    }
+    let signins =
+        k.ra.audit_trail(
+            &admin(),
+            enroll_store::AuditFilter {
+                action: Some("refused:signin".into()),
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(signins.len(), 5);
+    assert!(
+        signins
+            .iter()
+            .all(|e| e.event.source_addr.as_deref() == Some("192.0.2.9"))
+    );
+
+    // The revoked manager's certificate is on the CRL.
+    let crl = k.ra.current_crl().await.unwrap();
+    let (_, listed) = crl_serials(&crl.der);
+    let serial = CertInfo::from_der(&leaf).unwrap().serial.to_hex();
+    assert!(listed.contains(&serial), "{serial} not in {listed:?}");
+}
+
+#[tokio::test]
+async fn the_last_central_administrator_cannot_be_revoked() {
+    let k = kit("last-admin").await;
+    let first =
+        k.ra.issue_operator(&admin(), operator_spec("root1", Role::CentralAdmin), None)
+            .await
+            .unwrap();
+    assert!(matches!(
+        k.ra.revoke_operator(&admin(), first.record.id, Reason::Superseded, None)
+            .await,
+        Err(RaError::Forbidden(_))
+    ));
+    let second =
+        k.ra.issue_operator(&admin(), operator_spec("root2", Role::CentralAdmin), None)
+            .await
+            .unwrap();
+    k.ra.revoke_operator(&admin(), first.record.id, Reason::Superseded, None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        k.ra.revoke_operator(&admin(), second.record.id, Reason::Superseded, None)
+            .await,
+        Err(RaError::Forbidden(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_rotated_package_credential_replaces_the_old_one() {
+    let k = kit("rotate").await;
+    let created =
+        k.ra.create_package(
+            &admin(),
+            PackageSpec {
+                org: OrgCode::parse("AAA").unwrap(),
+                environment: "Prod".into(),
+                enrollment_type: EnrollmentType::User,
+                server: false,
+                allow_external: false,
+                url: "https://enroll.example:8443".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let old = created.credential.expose();
+    let rotated =
+        k.ra.rotate_package(&admin(), &created.package.id)
+            .await
+            .unwrap();
+    assert_eq!(rotated.package.id, created.package.id);
+    assert!(matches!(
+        k.ra.authenticate_package(&old).await,
+        Err(RaError::Unauthenticated(_))
+    ));
+    k.ra.authenticate_package(&rotated.credential.expose())
+        .await
+        .unwrap();
+    assert!(matches!(
+        k.ra.rotate_package(&manager("AAA"), &created.package.id)
+            .await,
+        Err(RaError::Forbidden(_))
+    ));
+    k.ra.revoke_package(&admin(), &created.package.id)
+        .await
+        .unwrap();
+    assert!(matches!(
+        k.ra.rotate_package(&admin(), &created.package.id).await,
+        Err(RaError::NotFound(_))
+    ));
+}

@@ -89,9 +89,44 @@ pub trait Store: Send + Sync {
     /// certificate, operator credentials), so serials stay unique across
     /// everything the CA signed.
     fn add_certificate(&self, cert: &CertRecord) -> impl Future<Output = Result<()>> + Send;
+    /// Adds an operator (and the PKCS#12 waiting for download, if any)
+    /// with its audit event; returns the operator's id.
     fn add_operator(
         &self,
         op: &OperatorRecord,
+        pickup: Option<&CredentialPickup>,
+        audit: &AuditEvent,
+    ) -> impl Future<Output = Result<i64>> + Send;
+    fn operator(&self, id: i64) -> impl Future<Output = Result<Option<OperatorRecord>>> + Send;
+    fn operator_by_serial(
+        &self,
+        serial: &str,
+    ) -> impl Future<Output = Result<Option<OperatorRecord>>> + Send;
+    fn list_operators(&self) -> impl Future<Output = Result<Vec<OperatorRecord>>> + Send;
+    /// Marks an active operator revoked and revokes their certificate
+    /// (time, RFC 5280 reason name), with the audit event, in one
+    /// transaction.
+    fn revoke_operator(
+        &self,
+        id: i64,
+        at: UnixTime,
+        reason: &str,
+        audit: &AuditEvent,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Removes and returns an operator's waiting PKCS#12 if it has not
+    /// expired at `now`: a credential is handed out once.
+    fn take_credential(
+        &self,
+        operator_id: i64,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;
+
+    /// Gives an active package a new credential hash; the old credential
+    /// stops working in the same transaction that writes the audit event.
+    fn rotate_package(
+        &self,
+        id: &str,
+        credential_hash: &str,
         audit: &AuditEvent,
     ) -> impl Future<Output = Result<()>> + Send;
 
@@ -109,6 +144,11 @@ pub trait Store: Send + Sync {
         &self,
         id: RequestId,
     ) -> impl Future<Output = Result<Vec<AuditEvent>>> + Send;
+    /// The audit trail, newest first.
+    fn list_audit(
+        &self,
+        filter: &AuditFilter,
+    ) -> impl Future<Output = Result<Vec<AuditEntry>>> + Send;
     /// Adds an audit event that goes with no status change (a refusal, an
     /// organization created…).
     fn audit(&self, event: &AuditEvent) -> impl Future<Output = Result<()>> + Send;

@@ -106,6 +106,11 @@ impl AltName {
 pub struct RequestFilter {
     pub status: Option<RequestStatus>,
     pub org: Option<OrgCode>,
+    /// Only these kinds; empty means every kind.
+    pub kinds: Vec<RequestKind>,
+    /// Case-insensitive substring of the common name, the requester or
+    /// the description.
+    pub text: Option<String>,
     /// Only ids below this one (keyset paging).
     pub before: Option<RequestId>,
     pub limit: u32,
@@ -145,6 +150,9 @@ pub struct StatusChange {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEvent {
     pub at: UnixTime,
+    /// The organization the event concerns; `None` for the central
+    /// administrator's eyes only.
+    pub org: Option<OrgCode>,
     pub actor: String,
     pub role: String,
     pub source_addr: Option<String>,
@@ -155,14 +163,47 @@ pub struct AuditEvent {
     pub detail: Option<String>,
 }
 
+/// An audit event as stored, with its position in the trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub event: AuditEvent,
+}
+
+/// Which audit events to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub org: Option<OrgCode>,
+    pub request_id: Option<RequestId>,
+    /// Case-insensitive substring of the actor's name.
+    pub actor: Option<String>,
+    /// The action, or its start (`refused:` lists every refusal).
+    pub action: Option<String>,
+    /// Only events below this id (keyset paging).
+    pub before: Option<i64>,
+    pub limit: u32,
+}
+
+/// A manager or administrator who signs in to the web application with a
+/// certificate Enroll issued.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OperatorRecord {
+    /// Assigned by the store; ignored when adding.
+    pub id: i64,
     pub name: String,
     /// `central_admin` or `org_manager`.
     pub role: String,
     pub org: Option<OrgCode>,
     pub cert_serial: String,
     pub created_at: UnixTime,
+    pub revoked_at: Option<UnixTime>,
+}
+
+/// A new operator's PKCS#12, kept until downloaded once or expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialPickup {
+    pub p12: Vec<u8>,
+    pub expires_at: UnixTime,
 }
 
 /// A CRL as issued.

@@ -11,8 +11,9 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Row};
 
 use crate::{
-    AltName, AuditEvent, CertRecord, CrlRecord, NewRequest, OperatorRecord, OrgRecord,
-    PackageRecord, RequestFilter, RequestRecord, Result, StatusChange, Store, StoreError,
+    AltName, AuditEntry, AuditEvent, AuditFilter, CertRecord, CredentialPickup, CrlRecord,
+    NewRequest, OperatorRecord, OrgRecord, PackageRecord, RequestFilter, RequestRecord, Result,
+    StatusChange, Store, StoreError,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,8 +216,12 @@ fn audit_from_row(r: &AnyRow) -> Result<AuditEvent> {
         v.map(|s| RequestStatus::from_str(&s).map_err(|_| corrupt("status", &s)))
             .transpose()
     };
+    let org: Option<String> = r.try_get("org_code")?;
     Ok(AuditEvent {
         at: UnixTime(r.try_get("at")?),
+        org: org
+            .map(|o| OrgCode::parse(&o).map_err(|_| corrupt("organization code", &o)))
+            .transpose()?,
         actor: r.try_get("actor")?,
         role: r.try_get("role")?,
         source_addr: r.try_get("source_addr")?,
@@ -231,7 +236,8 @@ fn audit_from_row(r: &AnyRow) -> Result<AuditEvent> {
 async fn insert_audit(conn: &mut AnyConnection, e: &AuditEvent) -> Result<()> {
     sqlx::query(
         "INSERT INTO audit_events (at, actor, role, source_addr, request_id, action, \
-         from_status, to_status, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         from_status, to_status, detail, org_code) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(e.at.0)
     .bind(&e.actor)
@@ -242,9 +248,87 @@ async fn insert_audit(conn: &mut AnyConnection, e: &AuditEvent) -> Result<()> {
     .bind(e.from_status.map(|s| s.as_str()))
     .bind(e.to_status.map(|s| s.as_str()))
     .bind(&e.detail)
+    .bind(e.org.as_ref().map(|o| o.as_str().to_owned()))
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+fn operator_from_row(r: &AnyRow) -> Result<OperatorRecord> {
+    let org: Option<String> = r.try_get("org_code")?;
+    Ok(OperatorRecord {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        role: r.try_get("role")?,
+        org: org
+            .map(|o| OrgCode::parse(&o).map_err(|_| corrupt("organization code", &o)))
+            .transpose()?,
+        cert_serial: r.try_get("cert_serial")?,
+        created_at: UnixTime(r.try_get("created_at")?),
+        revoked_at: opt_time(r.try_get("revoked_at")?),
+    })
+}
+
+/// A value bound to a statement whose WHERE clause is assembled from the
+/// filters present: one plan per combination, each able to use its index
+/// (a catch-all `($1 IS NULL OR col = $1)` defeats both planners).
+enum Arg {
+    Int(i64),
+    Text(String),
+}
+
+#[derive(Default)]
+struct Where {
+    clauses: Vec<String>,
+    args: Vec<Arg>,
+}
+
+impl Where {
+    /// Adds `clause`, in which `?` stands for the next placeholder.
+    fn push(&mut self, clause: &str, arg: Arg) {
+        self.args.push(arg);
+        let n = self.args.len();
+        self.clauses.push(clause.replace('?', &format!("${n}")));
+    }
+
+    fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+
+    fn bind<'q>(
+        self,
+        mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+        for a in self.args {
+            q = match a {
+                Arg::Int(v) => q.bind(v),
+                Arg::Text(v) => q.bind(v),
+            };
+        }
+        q
+    }
+}
+
+/// `%text%` for LIKE, lower-cased, with LIKE's own characters escaped.
+fn like_pattern(text: &str) -> String {
+    let mut p = String::with_capacity(text.len() + 2);
+    p.push('%');
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+fn clamp_limit(limit: u32) -> u32 {
+    if limit == 0 { 100 } else { limit.min(1000) }
 }
 
 async fn insert_cert(conn: &mut AnyConnection, c: &CertRecord) -> Result<()> {
@@ -456,22 +540,50 @@ impl Store for SqlStore {
     }
 
     async fn list_requests(&self, f: &RequestFilter) -> Result<Vec<RequestRecord>> {
-        // Absent filters bind NULL so one statement serves every combination.
-        let limit = if f.limit == 0 { 100 } else { f.limit.min(1000) };
-        // Only constants and a clamped integer are formatted in.
-        sqlx::query(AssertSqlSafe(format!(
-            "SELECT {REQUEST_COLUMNS} FROM requests \
-             WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR org_code = $2) \
-             AND ($3 IS NULL OR id < $3) ORDER BY id DESC LIMIT {limit}"
-        )))
-        .bind(f.status.map(|s| s.as_str()))
-        .bind(f.org.as_ref().map(|o| o.as_str().to_owned()))
-        .bind(f.before.map(|i| i.0))
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(request_from_row)
-        .collect()
+        let mut w = Where::default();
+        if let Some(st) = f.status {
+            w.push("status = ?", Arg::Text(st.as_str().to_owned()));
+        }
+        if let Some(o) = &f.org {
+            w.push("org_code = ?", Arg::Text(o.as_str().to_owned()));
+        }
+        match f.kinds.as_slice() {
+            [] => {}
+            [k] => w.push("kind = ?", Arg::Text(k.as_str().to_owned())),
+            kinds => {
+                // Kinds are a closed set of constants: formatting them in
+                // keeps the statement count small.
+                let list = kinds
+                    .iter()
+                    .map(|k| format!("'{}'", k.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                w.clauses.push(format!("kind IN ({list})"));
+            }
+        }
+        if let Some(t) = f.text.as_deref().filter(|t| !t.is_empty()) {
+            w.push(
+                "(LOWER(common_name) LIKE ? ESCAPE '\\' \
+                 OR LOWER(COALESCE(requester, '')) LIKE ? ESCAPE '\\' \
+                 OR LOWER(COALESCE(description, '')) LIKE ? ESCAPE '\\')",
+                Arg::Text(like_pattern(t)),
+            );
+        }
+        if let Some(b) = f.before {
+            w.push("id < ?", Arg::Int(b.0));
+        }
+        let limit = clamp_limit(f.limit);
+        // Only constants, placeholders and a clamped integer are formatted in.
+        let sql = format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests{} ORDER BY id DESC LIMIT {limit}",
+            w.sql()
+        );
+        w.bind(sqlx::query(AssertSqlSafe(sql)))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(request_from_row)
+            .collect()
     }
 
     async fn change_status(&self, c: &StatusChange) -> Result<()> {
@@ -554,20 +666,135 @@ impl Store for SqlStore {
         insert_cert(&mut conn, cert).await
     }
 
-    async fn add_operator(&self, op: &OperatorRecord, audit: &AuditEvent) -> Result<()> {
+    async fn add_operator(
+        &self,
+        op: &OperatorRecord,
+        pickup: Option<&CredentialPickup>,
+        audit: &AuditEvent,
+    ) -> Result<i64> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        let row = sqlx::query(
             "INSERT INTO operators (name, role, org_code, cert_serial, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(&op.name)
         .bind(&op.role)
         .bind(op.org.as_ref().map(|o| o.as_str().to_owned()))
         .bind(&op.cert_serial)
         .bind(op.created_at.0)
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await
-        .map_err(|e| map_unique(e, format!("operator certificate {}", op.cert_serial)))?;
+        .map_err(|e| map_unique(e, format!("an active operator named {:?}", op.name)))?;
+        let id: i64 = row.try_get("id")?;
+        if let Some(p) = pickup {
+            sqlx::query(
+                "INSERT INTO credential_pickups (operator_id, p12, expires_at) VALUES ($1, $2, $3)",
+            )
+            .bind(id)
+            .bind(&p.p12)
+            .bind(p.expires_at.0)
+            .execute(&mut *tx)
+            .await?;
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn operator(&self, id: i64) -> Result<Option<OperatorRecord>> {
+        sqlx::query("SELECT * FROM operators WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(operator_from_row)
+            .transpose()
+    }
+
+    async fn operator_by_serial(&self, serial: &str) -> Result<Option<OperatorRecord>> {
+        sqlx::query("SELECT * FROM operators WHERE cert_serial = $1")
+            .bind(serial)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(operator_from_row)
+            .transpose()
+    }
+
+    async fn list_operators(&self) -> Result<Vec<OperatorRecord>> {
+        sqlx::query("SELECT * FROM operators ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(operator_from_row)
+            .collect()
+    }
+
+    async fn revoke_operator(
+        &self,
+        id: i64,
+        at: UnixTime,
+        reason: &str,
+        audit: &AuditEvent,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "UPDATE operators SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
+             RETURNING cert_serial",
+        )
+        .bind(at.0)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("an active operator {id}")))?;
+        let serial: String = row.try_get("cert_serial")?;
+        sqlx::query(
+            "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
+             WHERE serial = $3 AND revoked_at IS NULL",
+        )
+        .bind(at.0)
+        .bind(reason)
+        .bind(&serial)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM credential_pickups WHERE operator_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn take_credential(&self, operator_id: i64, now: UnixTime) -> Result<Option<Vec<u8>>> {
+        let row = sqlx::query(
+            "DELETE FROM credential_pickups WHERE operator_id = $1 RETURNING p12, expires_at",
+        )
+        .bind(operator_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let expires: i64 = row.try_get("expires_at")?;
+        Ok((expires > now.0).then(|| row.try_get("p12")).transpose()?)
+    }
+
+    async fn rotate_package(
+        &self,
+        id: &str,
+        credential_hash: &str,
+        audit: &AuditEvent,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE packages SET credential_hash = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(credential_hash)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::NotFound(format!("an active package {id}")));
+        }
         insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
@@ -624,6 +851,48 @@ impl Store for SqlStore {
             .await?
             .iter()
             .map(audit_from_row)
+            .collect()
+    }
+
+    async fn list_audit(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        let mut w = Where::default();
+        if let Some(o) = &f.org {
+            w.push("org_code = ?", Arg::Text(o.as_str().to_owned()));
+        }
+        if let Some(r) = f.request_id {
+            w.push("request_id = ?", Arg::Int(r.0));
+        }
+        if let Some(a) = f.actor.as_deref().filter(|a| !a.is_empty()) {
+            w.push(
+                "LOWER(actor) LIKE ? ESCAPE '\\'",
+                Arg::Text(like_pattern(a)),
+            );
+        }
+        if let Some(a) = f.action.as_deref().filter(|a| !a.is_empty()) {
+            // A prefix: `refused:` lists every refusal.
+            let mut p = like_pattern(a);
+            p.remove(0);
+            w.push("action LIKE ? ESCAPE '\\'", Arg::Text(p));
+        }
+        if let Some(b) = f.before {
+            w.push("id < ?", Arg::Int(b));
+        }
+        let limit = clamp_limit(f.limit);
+        // Only constants, placeholders and a clamped integer are formatted in.
+        let sql = format!(
+            "SELECT * FROM audit_events{} ORDER BY id DESC LIMIT {limit}",
+            w.sql()
+        );
+        w.bind(sqlx::query(AssertSqlSafe(sql)))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    id: r.try_get("id")?,
+                    event: audit_from_row(r)?,
+                })
+            })
             .collect()
     }
 

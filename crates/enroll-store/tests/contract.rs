@@ -11,8 +11,8 @@ use enroll_core::{
     SubjectFields, UnixTime,
 };
 use enroll_store::{
-    AltName, AuditEvent, CertRecord, NewRequest, OrgRecord, PackageRecord, RequestFilter, SqlStore,
-    StatusChange, Store, StoreError,
+    AltName, AuditEvent, AuditFilter, CertRecord, CredentialPickup, NewRequest, OperatorRecord,
+    OrgRecord, PackageRecord, RequestFilter, SqlStore, StatusChange, Store, StoreError,
 };
 use sqlx::Connection;
 
@@ -86,6 +86,7 @@ fn request(cn: &str, at: i64) -> NewRequest {
 fn event(action: &str) -> AuditEvent {
     AuditEvent {
         at: UnixTime(1_700_000_100),
+        org: Some(OrgCode::parse("J1CFRA").unwrap()),
         actor: "package:pkg-1".into(),
         role: "client".into(),
         source_addr: Some("192.0.2.7".into()),
@@ -264,6 +265,221 @@ async fn contract(s: &SqlStore) {
         .unwrap();
     assert!(other_org.is_empty());
 
+    // Kinds and text: the queue's filters, case-insensitive, with LIKE's
+    // own characters taken literally.
+    let by_kind = |kinds: Vec<RequestKind>| RequestFilter {
+        kinds,
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(
+        s.list_requests(&by_kind(vec![RequestKind::Workstation]))
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(
+        s.list_requests(&by_kind(vec![RequestKind::External]))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.list_requests(&by_kind(vec![
+            RequestKind::External,
+            RequestKind::Workstation
+        ]))
+        .await
+        .unwrap()
+        .len(),
+        3
+    );
+    let text = |t: &str| RequestFilter {
+        text: Some(t.into()),
+        limit: 10,
+        ..Default::default()
+    };
+    let ids = |v: Vec<enroll_store::RequestRecord>| v.iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(s.list_requests(&text("host-b")).await.unwrap()), [id3]);
+    assert_eq!(ids(s.list_requests(&text("ALICE")).await.unwrap()).len(), 3);
+    assert_eq!(ids(s.list_requests(&text("<12>")).await.unwrap()).len(), 3);
+    assert!(s.list_requests(&text("%")).await.unwrap().is_empty());
+    assert!(s.list_requests(&text("HOST_")).await.unwrap().is_empty());
+    let combined = RequestFilter {
+        status: Some(RequestStatus::Pending),
+        org: Some(OrgCode::parse("J1CFRA").unwrap()),
+        kinds: vec![RequestKind::Workstation],
+        text: Some("host".into()),
+        before: Some(RequestId(id3.0 + 1)),
+        limit: 10,
+    };
+    assert_eq!(ids(s.list_requests(&combined).await.unwrap()), [id3]);
+
+    // The audit trail: newest first, by organization, request, actor,
+    // action prefix, keyset paging.
+    let trail = s
+        .list_audit(&AuditFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(trail.windows(2).all(|w| w[0].id > w[1].id));
+    assert!(trail.iter().all(|e| e.event.org.is_some()));
+    let for_id1 = s
+        .list_audit(&AuditFilter {
+            request_id: Some(id1),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        for_id1
+            .iter()
+            .map(|e| e.event.action.as_str())
+            .collect::<Vec<_>>(),
+        ["cancel", "submit"]
+    );
+    let mut refused = event("refused:approve");
+    refused.org = None;
+    refused.actor = "web:mallory".into();
+    s.audit(&refused).await.unwrap();
+    let refusals = s
+        .list_audit(&AuditFilter {
+            action: Some("refused:".into()),
+            actor: Some("MALLORY".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(refusals.len(), 1);
+    assert_eq!(refusals[0].event.org, None);
+    let own_org = s
+        .list_audit(&AuditFilter {
+            org: Some(OrgCode::parse("J1CFRA").unwrap()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(own_org.iter().all(|e| e.event.actor != "web:mallory"));
+    let older = s
+        .list_audit(&AuditFilter {
+            before: Some(trail[1].id),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(older.len(), 1);
+    assert!(older[0].id < trail[1].id);
+
+    // Operators: added with a waiting PKCS#12 that is handed out once;
+    // one active operator per name; revocation revokes the certificate.
+    s.add_certificate(&CertRecord {
+        serial: "0P01".into(),
+        request_id: None,
+        der: vec![9],
+        not_before: UnixTime(1),
+        not_after: UnixTime(2_000_000_000),
+        revoked_at: None,
+        revocation_reason: None,
+    })
+    .await
+    .unwrap();
+    let op = OperatorRecord {
+        id: 0,
+        name: "alice".into(),
+        role: "org_manager".into(),
+        org: Some(OrgCode::parse("J1CFRA").unwrap()),
+        cert_serial: "0P01".into(),
+        created_at: UnixTime(7),
+        revoked_at: None,
+    };
+    let pickup = CredentialPickup {
+        p12: vec![1, 2, 3],
+        expires_at: UnixTime(100),
+    };
+    let op_id = s
+        .add_operator(&op, Some(&pickup), &event("operator.add"))
+        .await
+        .unwrap();
+    let stored = s.operator_by_serial("0P01").await.unwrap().unwrap();
+    assert_eq!(
+        stored,
+        OperatorRecord {
+            id: op_id,
+            ..op.clone()
+        }
+    );
+    assert_eq!(s.operator(op_id).await.unwrap(), Some(stored.clone()));
+    let mut twin = op.clone();
+    twin.cert_serial = "0P02".into();
+    assert!(matches!(
+        s.add_operator(&twin, None, &event("operator.add")).await,
+        Err(StoreError::Duplicate(_))
+    ));
+    assert_eq!(s.take_credential(op_id, UnixTime(200)).await.unwrap(), None);
+    // Expired pickups are gone too, not kept for later.
+    assert_eq!(s.take_credential(op_id, UnixTime(50)).await.unwrap(), None);
+    let op2 = s
+        .add_operator(
+            &OperatorRecord {
+                name: "bob".into(),
+                cert_serial: "0P03".into(),
+                ..op.clone()
+            },
+            Some(&pickup),
+            &event("operator.add"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        s.take_credential(op2, UnixTime(50)).await.unwrap(),
+        Some(vec![1, 2, 3])
+    );
+    assert_eq!(s.take_credential(op2, UnixTime(50)).await.unwrap(), None);
+    s.revoke_operator(
+        op_id,
+        UnixTime(8),
+        "keyCompromise",
+        &event("operator.revoke"),
+    )
+    .await
+    .unwrap();
+    let gone = s.operator(op_id).await.unwrap().unwrap();
+    assert_eq!(gone.revoked_at, Some(UnixTime(8)));
+    let cert = s.certificate_by_serial("0P01").await.unwrap().unwrap();
+    assert_eq!(cert.revoked_at, Some(UnixTime(8)));
+    assert_eq!(cert.revocation_reason.as_deref(), Some("keyCompromise"));
+    assert!(matches!(
+        s.revoke_operator(
+            op_id,
+            UnixTime(9),
+            "keyCompromise",
+            &event("operator.revoke")
+        )
+        .await,
+        Err(StoreError::NotFound(_))
+    ));
+    // The name is free again once its holder is revoked.
+    s.add_operator(&twin, None, &event("operator.add"))
+        .await
+        .unwrap();
+    assert_eq!(s.list_operators().await.unwrap().len(), 3);
+
+    // A package credential rotates only while the package is active.
+    s.rotate_package("pkg-1", &"cd".repeat(32), &event("package.rotate"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.package("pkg-1").await.unwrap().unwrap().credential_hash,
+        "cd".repeat(32)
+    );
+
     // Package revocation is recorded once.
     s.revoke_package("pkg-1", UnixTime(5), &event("package.revoke"))
         .await
@@ -274,6 +490,11 @@ async fn contract(s: &SqlStore) {
     );
     assert!(matches!(
         s.revoke_package("pkg-1", UnixTime(6), &event("package.revoke"))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.rotate_package("pkg-1", &"ef".repeat(32), &event("package.rotate"))
             .await,
         Err(StoreError::NotFound(_))
     ));

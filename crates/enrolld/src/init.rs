@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use enroll_core::Role;
+use enroll_pki::pkcs12::Protection;
 use enroll_pki::profile::DnAttr;
 use enroll_pki::{CaMaterial, KeyInfo, KeyType, Profile};
+use enroll_ra::OperatorSpec;
 use enroll_ra::UnboundCert;
-use enroll_store::OperatorRecord;
 
 use crate::app::{App, SystemClock, cli_actor};
 use crate::config::{Config, DEFAULT_LISTEN, DataDir, private_dir, write_private, write_public};
@@ -271,42 +272,29 @@ async fn build(staging: &Path, opts: &InitOptions) -> Result<()> {
         tls_key.serialize_pem().as_bytes(),
     )?;
 
-    // The first central administrator.
-    let admin_key = opts.key_type.generate()?;
+    // The first central administrator: PEM files for curl and OpenSSL, a
+    // PKCS#12 for browsers and keytool.
     let admin = app
         .ra
-        .issue_unbound(UnboundCert {
-            profile: Profile::Operator,
-            subject: vec![
-                (DnAttr::Organization, opts.ca_name.clone()),
-                (DnAttr::OrganizationUnit, "Central Administrator".into()),
-                (DnAttr::CommonName, "admin".into()),
-            ],
-            spki_der: enroll_pki::keys::spki_der(&admin_key),
-            key: key_info(opts.key_type),
-            dns_names: Vec::new(),
-            ip_addresses: Vec::new(),
-            validity_days: 365,
-        })
+        .issue_operator(
+            &actor,
+            OperatorSpec {
+                name: "admin".into(),
+                role: Role::CentralAdmin,
+                protection: Protection::Modern,
+                pickup: false,
+            },
+            None,
+        )
         .await
         .context("cannot issue the administrator credential")?;
-    app.ra
-        .add_operator(
-            &actor,
-            OperatorRecord {
-                name: "admin".into(),
-                role: Role::CentralAdmin.name().into(),
-                org: None,
-                cert_serial: admin.serial.to_hex(),
-                created_at: now,
-            },
-        )
-        .await?;
-    let admin_chain = format!("{}{}", admin.pem, app.ra.ca().cert_pem());
+    let admin_chain = format!("{}{}", admin.cert_pem, app.ra.ca().cert_pem());
     write_public(&staging.join("admin/admin.pem"), admin_chain.as_bytes())?;
+    write_private(&staging.join("admin/admin.key"), admin.key_pem.as_bytes())?;
+    write_private(&staging.join("admin/admin.p12"), &admin.p12)?;
     write_private(
-        &staging.join("admin/admin.key"),
-        admin_key.serialize_pem().as_bytes(),
+        &staging.join("admin/admin.p12.passphrase"),
+        format!("{}\n", admin.passphrase).as_bytes(),
     )?;
     write_public(
         &staging.join("admin/ca.pem"),

@@ -499,8 +499,8 @@ pub async fn request(c: RequestCommand) -> Result<()> {
                     RequestFilter {
                         status,
                         org,
-                        before: None,
                         limit,
+                        ..RequestFilter::default()
                     },
                 )
                 .await
