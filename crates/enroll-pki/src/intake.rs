@@ -951,7 +951,7 @@ fn usage_problems(key: Option<KeyInfo>, ext: &Extensions, problems: &mut Vec<Csr
 
 /// Applies the external CSR policy to a file's bytes.
 pub fn check_external(input: &[u8]) -> Result<ExternalCsr, CsrError> {
-    examine(input, true)
+    examine(input, true, true)
 }
 
 /// Only what every request must have: one well-formed DER request, an
@@ -959,10 +959,17 @@ pub fn check_external(input: &[u8]) -> Result<ExternalCsr, CsrError> {
 /// possession). For requests our own client built, whose usages and
 /// subject the service sets by policy anyway.
 pub fn check_possession(input: &[u8]) -> Result<ExternalCsr, CsrError> {
-    examine(input, false)
+    examine(input, false, true)
 }
 
-fn examine(input: &[u8], external: bool) -> Result<ExternalCsr, CsrError> {
+/// Reads a request that was accepted and stored, to show it: the
+/// structure only. Its signature is not checked again (the stored copy
+/// has any challenge password blanked out, which breaks the signature).
+pub fn read_stored(der: &[u8]) -> Result<ExternalCsr, CsrError> {
+    examine(der, false, false)
+}
+
+fn examine(input: &[u8], external: bool, verify: bool) -> Result<ExternalCsr, CsrError> {
     let der = decode(input)?;
     let mut top = Reader::new(&der);
     let outer = top
@@ -1064,6 +1071,7 @@ fn examine(input: &[u8], external: bool) -> Result<ExternalCsr, CsrError> {
             "csr.bad-signature",
             format!("the request's signature algorithm {oid} is not supported; regenerate it with SHA-256 and RSA or ECDSA"),
         )),
+        (SigAlg::Verify(name, _, _), Some(_)) if !verify => sig_name = name,
         (SigAlg::Verify(name, hash, scheme), Some(k)) => {
             sig_name = name;
             let ok = verifier(k, *hash, *scheme).is_some_and(|alg| {

@@ -296,6 +296,24 @@ impl<S: Store, C: Clock> Ra<S, C> {
             .await
     }
 
+    /// Audits a refusal decided at the edge (a forged form, say), where
+    /// the use case itself never ran.
+    pub async fn record_refusal(
+        &self,
+        actor: &Actor,
+        source: Option<&str>,
+        action: &str,
+        why: &str,
+    ) -> Result<()> {
+        let mut ev = self.event(actor, source, None, &format!("refused:{action}"));
+        if let Role::OrgManager(o) | Role::Client(o) = &actor.role {
+            ev.org = Some(o.clone());
+        }
+        ev.detail = Some(why.to_owned());
+        self.store.audit(&ev).await?;
+        Ok(())
+    }
+
     pub(crate) async fn refuse_in<T>(
         &self,
         actor: &Actor,

@@ -32,7 +32,6 @@ pub fn router(ra: Shared) -> Router {
         .route("/api/v1/requests/{id}/installed", post(installed))
         .route("/api/v1/requests/{id}/downloaded", post(installed))
         .route("/api/v1/test", get(test))
-        .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::map_response(problem_for_rejections))
         .with_state(ra)
@@ -209,7 +208,7 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn not_found() -> ApiError {
+pub async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not-found",
@@ -390,9 +389,10 @@ async fn installed(
     Ok(axum::Json(state_of(&view, &ra.ca().chain_pem())))
 }
 
-/// The connectivity test: the TLS layer already verified the chain to our
-/// root; here the certificate must also belong to a request that is
-/// Approved or Installed.
+/// The connectivity test. The TLS layer proved the peer holds the key of
+/// the certificate it presented; here the certificate must be one we
+/// issued, byte for byte, still valid, not revoked, and belong to a
+/// request that is Approved, Installed or Downloaded.
 async fn test(
     State(ra): State<Shared>,
     ConnectInfo(conn): ConnectInfo<ConnInfo>,
@@ -414,14 +414,41 @@ async fn test(
         )
     })?;
     let found = ra.request_for_certificate(&info.serial).await?;
-    let (cert, request) = found.ok_or_else(|| {
+    let unknown = || {
         ApiError::new(
             StatusCode::FORBIDDEN,
             "cert.unknown",
             "Unknown certificate",
             "this certificate was not issued by this service".into(),
         )
-    })?;
+    };
+    let (cert, request) = found.ok_or_else(unknown)?;
+    if cert.der != der {
+        return Err(unknown());
+    }
+    let now = ra.now();
+    if now.0 > cert.not_after.0 {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cert.expired",
+            "Certificate expired",
+            format!(
+                "the certificate expired at {}; request a new one with `enroll submit`",
+                crate::fmt_time(cert.not_after)
+            ),
+        ));
+    }
+    if now.0 < cert.not_before.0 {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cert.not-yet-valid",
+            "Certificate not yet valid",
+            format!(
+                "the certificate is valid from {}; check this machine's clock",
+                crate::fmt_time(cert.not_before)
+            ),
+        ));
+    }
     if let Some(at) = cert.revoked_at {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

@@ -184,6 +184,33 @@ pub fn replace_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
 }
 
+/// The key that binds the web application's form tokens to a
+/// certificate (`DIR/web/form.key`, 32 random bytes, owner-only). Created
+/// on first use; nodes that share one database need the same file, like
+/// the CA keys.
+pub fn web_form_key(data: &DataDir) -> Result<Vec<u8>> {
+    let path = data.file("web/form.key");
+    match fs::read(&path) {
+        Ok(k) if k.len() == 32 => return Ok(k),
+        Ok(_) => bail!(
+            "{} is not a 32-byte key; remove it and restart to make a new one (open forms then need a reload)",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let mut key = [0u8; 32];
+    aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut key)
+        .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
+    private_dir(&data.file("web"))?;
+    match write_private(&path, &key) {
+        Ok(()) => Ok(key.to_vec()),
+        // Another node or process made it first: use theirs.
+        Err(_) if path.exists() => web_form_key(data),
+        Err(e) => Err(e),
+    }
+}
+
 /// Creates a directory readable only by its owner.
 pub fn private_dir(path: &Path) -> Result<()> {
     let mut b = fs::DirBuilder::new();

@@ -301,6 +301,7 @@ async fn build(staging: &Path, opts: &InitOptions) -> Result<()> {
         app.ra.ca().root_pem().as_bytes(),
     )?;
     issue_ocsp_signer(&app, staging, opts.key_type).await?;
+    crate::config::web_form_key(&DataDir::new(staging))?;
     app.ra.store().close().await;
     Ok(())
 }

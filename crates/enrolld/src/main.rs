@@ -19,9 +19,12 @@ mod api;
 mod app;
 mod config;
 mod init;
+mod manager_cmd;
 mod ops;
+mod package;
 mod public;
 mod tls;
+mod web;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -116,6 +119,12 @@ enum Command {
     /// Certificate requests: list, show, approve, reject, revoke (acting as the central administrator).
     #[command(subcommand)]
     Request(ops::RequestCommand),
+    /// Managers and administrators of the web application: add, list, revoke.
+    #[command(subcommand)]
+    Manager(manager_cmd::ManagerCommand),
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(manager_cmd::AuditCommand),
 }
 
 /// An error with its causes, on one line: "a: b: c".
@@ -229,6 +238,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Org(c) => ops::org(c).await,
         Command::Package(c) => ops::package(c).await,
         Command::Request(c) => ops::request(c).await,
+        Command::Manager(c) => manager_cmd::manager(c).await,
+        Command::Audit(c) => manager_cmd::audit(c).await,
     }
 }
 
@@ -278,7 +289,22 @@ async fn serve(args: DataArgs, listen: Option<String>, http_listen: Option<Strin
     // Scripts and tests read these lines to learn the ports when 0 was asked.
     say!("listening on https://{local}/");
     say!("revocation on http://{http_local}/");
+    let form_key = config::web_form_key(&app.data)?;
+    let public_url = format!(
+        "https://{}:{}",
+        app.config
+            .hostnames
+            .first()
+            .map(|h| if h.contains(':') {
+                format!("[{h}]")
+            } else {
+                h.clone()
+            })
+            .unwrap_or_else(|| "localhost".into()),
+        local.port()
+    );
     let ra = std::sync::Arc::new(app.ra);
+    let web = std::sync::Arc::new(web::Web::new(ra.clone(), &form_key, public_url));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -292,9 +318,13 @@ async fn serve(args: DataArgs, listen: Option<String>, http_listen: Option<Strin
     let stop_deadline = stop_rx.clone();
     let public = axum::serve(http, public::router(ra.clone()).into_make_service())
         .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let https = api::router(ra)
+        .merge(web::router(web))
+        .fallback(fallback)
+        .layer(axum::middleware::map_response(web::security_headers));
     let api = axum::serve(
         listener,
-        api::router(ra).into_make_service_with_connect_info::<tls::ConnInfo>(),
+        https.into_make_service_with_connect_info::<tls::ConnInfo>(),
     )
     .with_graceful_shutdown(stopped(stop_rx));
     // Connections get ten seconds to finish after the stop signal; a
@@ -318,6 +348,16 @@ async fn serve(args: DataArgs, listen: Option<String>, http_listen: Option<Strin
     p.context("the CRL and OCSP server failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Unknown paths: a problem document under the API, a page elsewhere.
+async fn fallback(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if uri.path().starts_with("/api/") {
+        api::not_found().await.into_response()
+    } else {
+        web::not_found().await.into_response()
+    }
 }
 
 /// Re-issues the OCSP responder's certificate when it expires within 30

@@ -2,7 +2,7 @@
 //! works on the data directory directly, also while `serve` runs (SQLite
 //! in WAL mode; PostgreSQL as usual), and acts as central administrator.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
@@ -13,8 +13,9 @@ use serde_json::json;
 
 use crate::DataArgs;
 use crate::app::{App, cli_actor};
-use crate::config::{DataDir, write_private, write_public};
+use crate::config::DataDir;
 use crate::fmt_time;
+use crate::package::PackageFiles;
 
 #[derive(Subcommand, Debug)]
 pub enum OrgCommand {
@@ -234,22 +235,6 @@ pub async fn org(c: OrgCommand) -> Result<()> {
     Ok(())
 }
 
-/// The package file a client reads (`config/<Env>/package.toml`).
-#[derive(serde::Serialize)]
-struct PackageFile<'a> {
-    version: u32,
-    package_id: &'a str,
-    environment: &'a str,
-    url: &'a str,
-    org_code: &'a str,
-    org_name: &'a str,
-    country: &'a str,
-    enrollment_type: &'a str,
-    server: bool,
-    allow_external: bool,
-    credential: &'a str,
-}
-
 pub async fn package(c: PackageCommand) -> Result<()> {
     match c {
         PackageCommand::Create {
@@ -301,45 +286,14 @@ pub async fn package(c: PackageCommand) -> Result<()> {
                 .await
                 .map_err(ra_err)?;
             let p = &created.package;
-            let secret = created.credential.expose();
-            let file = PackageFile {
-                version: 1,
-                package_id: &p.id,
-                environment: &p.environment,
-                url: &p.url,
-                org_code: p.org.as_str(),
-                org_name: &orgrec.name,
-                country: orgrec.country.as_str(),
-                enrollment_type: p.enrollment_type.as_str(),
-                server: p.server,
-                allow_external: p.allow_external,
-                credential: &secret,
-            };
-            let text = format!(
-                "# Enroll client package ({}). Read-only for the client.\n{}",
-                p.environment,
-                toml::to_string(&file)?
-            );
-            // A machine package is used by root only; a user package must be
-            // readable by every user who enrolls from it.
-            let written = match et {
-                EnrollmentType::Machine => {
-                    write_private(&env_dir.join("package.toml"), text.as_bytes())
-                }
-                _ => write_public(&env_dir.join("package.toml"), text.as_bytes()),
-            }
-            .and_then(|()| {
-                write_public(&env_dir.join("ca.pem"), app.ra.ca().root_pem().as_bytes())
-            });
+            let written = PackageFiles::new(&created, &orgrec, app.ra.ca().root_pem())
+                .and_then(|files| files.write_into(&out));
             if let Err(e) = written {
-                // Nothing half-made: the files go, and the credential nobody
-                // holds is revoked.
-                let _ = std::fs::remove_file(env_dir.join("package.toml"));
-                let _ = std::fs::remove_file(env_dir.join("ca.pem"));
+                // Nothing half-made: the credential nobody holds is revoked.
                 let _ = app.ra.revoke_package(&cli_actor(), &p.id).await;
                 return Err(e.context(format!("package {} was not written and is revoked", p.id)));
             }
-            let copied = copy_client(&out);
+            let copied = PackageFiles::copy_client(&out);
             if json {
                 say!(
                     "{}",
@@ -411,20 +365,6 @@ pub async fn package(c: PackageCommand) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Copies the `enroll` client found beside this executable into the
-/// package, so the folder is all an organization has to distribute.
-fn copy_client(out: &Path) -> bool {
-    let Some(src) = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join("enroll")))
-        .filter(|p| p.is_file())
-    else {
-        return false;
-    };
-    let dst = out.join("enroll");
-    !dst.exists() && std::fs::copy(&src, &dst).is_ok()
 }
 
 fn request_json(r: &RequestRecord) -> serde_json::Value {

@@ -9,9 +9,11 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use axum::extract::connect_info::Connected;
 use axum::serve::{IncomingStream, Listener};
-use rustls::ServerConfig;
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::server::WebPkiClientVerifier;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime, pem::PemObject};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
@@ -20,11 +22,16 @@ use tokio_rustls::server::TlsStream;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Builds the server's TLS configuration: TLS 1.2 and 1.3, the service
-/// certificate, and client certificates that are optional at the TLS layer
-/// (the API authenticates by package credential) but verified when
-/// presented. `anchors_pem` holds the root and the issuing CA: trusting the
-/// issuing CA too lets clients that send their leaf alone (curl with a bare
-/// cert.pem) connect, and it is our own CA either way.
+/// certificate, and optional client certificates (the API authenticates
+/// by package credential). `anchors_pem` holds the root and the issuing
+/// CA: they are the hints that make browsers offer the right certificate.
+///
+/// The handshake proves that the peer holds the key of the certificate it
+/// presents; *whose* certificate it is, is decided by the application
+/// against the database (byte for byte one we issued, current, not
+/// revoked: see [`ConnInfo::client_cert`]). A certificate we did not issue
+/// thus gets a clear refusal page or problem document instead of a TLS
+/// alert that browsers and curl report as a broken connection.
 pub fn server_config(
     cert_chain_pem: &str,
     key_pem: &str,
@@ -42,16 +49,67 @@ pub fn server_config(
             .add(c.context("a CA certificate is not valid PEM")?)
             .context("a CA certificate is not usable as a trust anchor")?;
     }
-    let verifier = WebPkiClientVerifier::builder(Arc::new(roots))
+    let webpki = WebPkiClientVerifier::builder(Arc::new(roots))
         .allow_unauthenticated()
         .build()
         .context("cannot build the client-certificate verifier")?;
     let mut cfg = ServerConfig::builder()
-        .with_client_cert_verifier(verifier)
+        .with_client_cert_verifier(Arc::new(PossessionOnly(webpki)))
         .with_single_cert(chain, key)
         .context("the service certificate does not match its key")?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(cfg)
+}
+
+/// Accepts any client certificate whose key signs the handshake, leaving
+/// the question of who issued it to the application. The signature checks
+/// and the CA hints are webpki's.
+#[derive(Debug)]
+struct PossessionOnly(Arc<dyn ClientCertVerifier>);
+
+impl ClientCertVerifier for PossessionOnly {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.0.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 /// Accepts TCP, completes TLS in spawned tasks, yields finished streams.
@@ -116,7 +174,9 @@ impl Listener for TlsListener {
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
-    /// The verified client certificate (leaf, DER), if one was presented.
+    /// The client certificate (leaf, DER) the peer presented and proved to
+    /// hold the key of. Not yet checked against anything: handlers must
+    /// compare it with the certificates we issued before trusting it.
     pub client_cert: Option<Vec<u8>>,
 }
 
