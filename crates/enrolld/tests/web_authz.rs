@@ -623,7 +623,7 @@ fn every_route_against_every_visitor() {
         "content-security-policy: default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         "x-content-type-options: nosniff",
         "x-frame-options: deny",
-        "referrer-policy: no-referrer",
+        "referrer-policy: same-origin",
         "strict-transport-security: max-age=31536000",
         "cache-control: no-store",
     ] {

@@ -146,7 +146,10 @@ pub async fn security_headers(mut resp: Response) -> Response {
     );
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(h, header::X_FRAME_OPTIONS, "DENY");
-    set(h, header::REFERRER_POLICY, "no-referrer");
+    // Not no-referrer: with it Chromium sends `Origin: null` on our own
+    // form posts, and the origin check must refuse null (sandboxed frames
+    // send it too). same-origin leaks nothing to other sites.
+    set(h, header::REFERRER_POLICY, "same-origin");
     set(h, header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
     set(
         h,
@@ -362,24 +365,31 @@ where
         let conn = conn_of(&parts)?;
         let h = &parts.headers;
         let site = h.get("sec-fetch-site").and_then(|v| v.to_str().ok());
-        let origin_ok = match h.get(header::ORIGIN) {
-            None => true,
-            Some(origin) => h
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .or_else(|| parts.uri.authority().map(|a| a.as_str()))
-                .is_some_and(|host| origin.to_str().ok() == Some(&format!("https://{host}"))),
-        };
+        let host = h
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+            .unwrap_or_default()
+            .to_owned();
+        let origin = h
+            .get(header::ORIGIN)
+            .map(|o| o.to_str().unwrap_or("(unreadable)"));
         let what = format!("{} {}", parts.method, parts.uri.path());
         let cross_site = if site.is_some_and(|s| s != "same-origin" && s != "none") {
-            Some("the form was sent from another site")
-        } else if !origin_ok {
-            Some("the form was sent from another origin")
+            Some(format!(
+                "the form was sent from another site (Sec-Fetch-Site: {})",
+                site.unwrap_or_default()
+            ))
+        } else if origin.is_some_and(|o| o != format!("https://{host}")) {
+            Some(format!(
+                "the form was sent from another origin ({} is not https://{host})",
+                origin.unwrap_or_default()
+            ))
         } else {
             None
         };
         if let Some(why) = cross_site {
-            return Err(forged(web, &conn, &what, why).await);
+            return Err(forged(web, &conn, &what, &why).await);
         }
         let form = axum::Form::<T>::from_request(Request::from_parts(parts, body), web)
             .await

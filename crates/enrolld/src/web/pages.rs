@@ -241,9 +241,10 @@ pub struct Field {
 }
 
 fn field(label: &'static str, value: impl Into<String>) -> Field {
+    let value = value.into();
     Field {
         label,
-        value: value.into(),
+        value: if value.is_empty() { "—".into() } else { value },
     }
 }
 

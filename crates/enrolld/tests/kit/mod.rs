@@ -225,3 +225,80 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The credential line of a package folder's `package.toml`.
+pub fn package_credential(pkg: &Path, env: &str) -> String {
+    let toml = std::fs::read_to_string(pkg.join("config").join(env).join("package.toml"))
+        .expect("package.toml");
+    toml.lines()
+        .find_map(|l| l.strip_prefix("credential = \""))
+        .expect("a credential line")
+        .trim_end_matches('"')
+        .to_owned()
+}
+
+/// Submits a workstation (60 hex digits) or server (host name) request
+/// straight to the client API with curl, from a CSR OpenSSL makes with
+/// `key`. Returns the request id.
+pub fn api_submit(
+    base: &str,
+    ca: &Path,
+    credential: &str,
+    key: &Path,
+    common_name: &str,
+    description: &str,
+    scratch: &Path,
+) -> i64 {
+    let csr = scratch.join(format!("{}.csr", common_name.replace(['/', '<', '>'], "_")));
+    ok(Command::new(tool("openssl"))
+        .args(["req", "-new", "-key"])
+        .arg(key)
+        .args(["-subj", &format!("/CN={common_name}"), "-out"])
+        .arg(&csr));
+    let body = serde_json::json!({
+        "csr_pem": std::fs::read_to_string(&csr).expect("csr"),
+        "key_length": 2048,
+        "subject": {"common_name": common_name, "email": "it@a.example", "locality": "Paris", "state": "IDF"},
+        "details": {"requester": "alice", "description": description, "fqdn": "ws12.a.example"},
+    });
+    let out = ok(Command::new(tool("curl"))
+        .args(["-s", "--fail-with-body", "--cacert"])
+        .arg(ca)
+        .args(["-H", "Content-Type: application/json", "-H"])
+        .arg(format!("Authorization: Bearer {credential}"))
+        .args(["-d", &body.to_string()])
+        .arg(format!("{base}/api/v1/requests")));
+    json(&out)["id"].as_i64().expect("id")
+}
+
+/// An RSA-2048 key made by OpenSSL, for CSRs the tests submit.
+pub fn rsa_key(path: &Path) {
+    ok(Command::new(tool("openssl"))
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(path));
+}
+
+/// `enrolld manager add` into `out`; returns (passphrase, operator id).
+pub fn manager_add(data: &Path, name: &str, org: Option<&str>, out: &Path) -> (String, i64) {
+    let mut c = Command::new(enrolld_bin());
+    c.args(["manager", "add", "--data"])
+        .arg(data)
+        .args(["--name", name, "--json", "--out"])
+        .arg(out);
+    match org {
+        Some(o) => c.args(["--org", o]),
+        None => c.arg("--central-admin"),
+    };
+    let v = json(&ok(&mut c));
+    (
+        v["passphrase"].as_str().expect("passphrase").to_owned(),
+        v["id"].as_i64().expect("id"),
+    )
+}
