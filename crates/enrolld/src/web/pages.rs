@@ -244,7 +244,11 @@ fn field(label: &'static str, value: impl Into<String>) -> Field {
     let value = value.into();
     Field {
         label,
-        value: if value.is_empty() { "—".into() } else { value },
+        value: if value.is_empty() {
+            "—".into()
+        } else {
+            value
+        },
     }
 }
 
