@@ -66,15 +66,41 @@ impl fmt::Display for OrgCode {
 #[serde(try_from = "String", into = "String")]
 pub struct CountryCode(String);
 
+/// ISO 3166-1 alpha-2 codes (the 249 assigned ones) and XK (Kosovo), which
+/// certificates and X.500 directories use as a user-assigned code.
+const COUNTRIES: [&str; 250] = [
+    "AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX", "AZ",
+    "BA", "BB", "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ", "BR", "BS",
+    "BT", "BV", "BW", "BY", "BZ", "CA", "CC", "CD", "CF", "CG", "CH", "CI", "CK", "CL", "CM", "CN",
+    "CO", "CR", "CU", "CV", "CW", "CX", "CY", "CZ", "DE", "DJ", "DK", "DM", "DO", "DZ", "EC", "EE",
+    "EG", "EH", "ER", "ES", "ET", "FI", "FJ", "FK", "FM", "FO", "FR", "GA", "GB", "GD", "GE", "GF",
+    "GG", "GH", "GI", "GL", "GM", "GN", "GP", "GQ", "GR", "GS", "GT", "GU", "GW", "GY", "HK", "HM",
+    "HN", "HR", "HT", "HU", "ID", "IE", "IL", "IM", "IN", "IO", "IQ", "IR", "IS", "IT", "JE", "JM",
+    "JO", "JP", "KE", "KG", "KH", "KI", "KM", "KN", "KP", "KR", "KW", "KY", "KZ", "LA", "LB", "LC",
+    "LI", "LK", "LR", "LS", "LT", "LU", "LV", "LY", "MA", "MC", "MD", "ME", "MF", "MG", "MH", "MK",
+    "ML", "MM", "MN", "MO", "MP", "MQ", "MR", "MS", "MT", "MU", "MV", "MW", "MX", "MY", "MZ", "NA",
+    "NC", "NE", "NF", "NG", "NI", "NL", "NO", "NP", "NR", "NU", "NZ", "OM", "PA", "PE", "PF", "PG",
+    "PH", "PK", "PL", "PM", "PN", "PR", "PS", "PT", "PW", "PY", "QA", "RE", "RO", "RS", "RU", "RW",
+    "SA", "SB", "SC", "SD", "SE", "SG", "SH", "SI", "SJ", "SK", "SL", "SM", "SN", "SO", "SR", "SS",
+    "ST", "SV", "SX", "SY", "SZ", "TC", "TD", "TF", "TG", "TH", "TJ", "TK", "TL", "TM", "TN", "TO",
+    "TR", "TT", "TV", "TW", "TZ", "UA", "UG", "UM", "US", "UY", "UZ", "VA", "VC", "VE", "VG", "VI",
+    "VN", "VU", "WF", "WS", "XK", "YE", "YT", "ZA", "ZM", "ZW",
+];
+
 impl CountryCode {
     pub fn parse(s: &str) -> Result<Self, PolicyViolation> {
-        if s.len() == 2 && s.bytes().all(|b| b.is_ascii_uppercase()) {
-            Ok(CountryCode(s.to_owned()))
-        } else {
+        if s.len() != 2 || !s.bytes().all(|b| b.is_ascii_uppercase()) {
             Err(PolicyViolation::new(
                 "country",
                 "a country is two upper-case letters (ISO 3166), e.g. FR",
             ))
+        } else if COUNTRIES.binary_search(&s).is_err() {
+            Err(PolicyViolation::new(
+                "country",
+                format!("{s} is not an ISO 3166 country code; use e.g. FR, DE or BE"),
+            ))
+        } else {
+            Ok(CountryCode(s.to_owned()))
         }
     }
     pub fn as_str(&self) -> &str {
@@ -104,6 +130,18 @@ impl fmt::Display for CountryCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn countries_are_iso_3166() {
+        assert!(CountryCode::parse("FR").is_ok());
+        assert!(CountryCode::parse("XK").is_ok());
+        assert!(CountryCode::parse("ZZ").is_err());
+        assert!(CountryCode::parse("fr").is_err());
+        assert!(
+            COUNTRIES.windows(2).all(|w| w[0] < w[1]),
+            "sorted for binary search"
+        );
+    }
 
     #[test]
     fn org_code_accepts_upper_alnum_only() {

@@ -219,11 +219,24 @@ pub enum TransitionError {
         why: &'static str,
     },
     /// The request is not in a status this action applies to.
-    #[error("a request that is {from} cannot be {}", past(action))]
+    #[error("a request that is {from} cannot be {}{}", past(action), hint(*from, action))]
     InvalidStatus {
         from: RequestStatus,
         action: &'static str,
     },
+}
+
+/// What the person probably wanted instead.
+fn hint(from: RequestStatus, action: &str) -> &'static str {
+    match (from, action) {
+        (RequestStatus::Pending, "revoke") => "; it has no certificate yet: reject it instead",
+        (
+            RequestStatus::Approved | RequestStatus::Installed | RequestStatus::Downloaded,
+            "reject",
+        ) => "; its certificate is issued: revoke it instead",
+        (RequestStatus::Revoked, "revoke") => "; it is revoked already",
+        _ => "",
+    }
 }
 
 fn past(action: &str) -> String {
@@ -446,7 +459,19 @@ mod tests {
         .expect_err("installed");
         assert_eq!(
             e.to_string(),
-            "a request that is Installed cannot be rejected"
+            "a request that is Installed cannot be rejected; its certificate is issued: revoke it instead"
+        );
+        let e = transition(
+            Pending,
+            Action::Revoke,
+            &admin,
+            RequestKind::Workstation,
+            &org("AAA"),
+        )
+        .expect_err("pending");
+        assert_eq!(
+            e.to_string(),
+            "a request that is Pending cannot be revoked; it has no certificate yet: reject it instead"
         );
     }
 

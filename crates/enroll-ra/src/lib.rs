@@ -47,7 +47,8 @@ pub enum RaError {
     /// The request is not in a status this action applies to.
     #[error(transparent)]
     InvalidStatus(TransitionError),
-    #[error("the request breaks the policy: {}", join(.0))]
+    /// Input that breaks the policy, every problem at once.
+    #[error("{}", join(.0))]
     Policy(Vec<PolicyViolation>),
     #[error(transparent)]
     Csr(CsrError),
@@ -90,6 +91,16 @@ impl From<TransitionError> for RaError {
 }
 
 pub type Result<T> = std::result::Result<T, RaError>;
+
+/// SHA-256 of a SubjectPublicKeyInfo, lower-case hex: how a blocked key
+/// is remembered.
+pub fn spki_hash(spki_der: &[u8]) -> String {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, spki_der)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 /// A refusal of `action` to `actor`, whatever the request's status.
 pub(crate) fn forbid(actor: &Actor, action: &'static str, why: &'static str) -> RaError {
@@ -481,11 +492,13 @@ impl<S: Store, C: Clock> Ra<S, C> {
     }
 
     async fn active_package(&self, id: &str) -> Result<PackageRecord> {
-        self.store
-            .package(id)
-            .await?
-            .filter(|p| p.revoked_at.is_none())
-            .ok_or_else(|| RaError::NotFound(format!("an active package {id}")))
+        match self.store.package(id).await? {
+            Some(p) if p.revoked_at.is_none() => Ok(p),
+            Some(_) => Err(RaError::Conflict(format!(
+                "package {id} is revoked already; create a new package instead"
+            ))),
+            None => Err(RaError::NotFound(format!("package {id}"))),
+        }
     }
 
     /// Gives a package a new credential (the old one stops working at
@@ -705,6 +718,25 @@ impl<S: Store, C: Clock> Ra<S, C> {
         self.store_pending(session, &new, source).await
     }
 
+    /// Refuses a key whose certificate was revoked for keyCompromise: it
+    /// must never be certified again, whatever the request.
+    async fn refuse_blocked_key(&self, spki_der: &[u8]) -> Result<()> {
+        match self.store.blocked_key(&spki_hash(spki_der)).await? {
+            None => Ok(()),
+            Some(by) => Err(RaError::Csr(CsrError(vec![enroll_pki::csr::CsrProblem {
+                code: "key.compromised",
+                message: format!(
+                    "this key was reported compromised{}; it will never be certified again: \
+                     generate a new key and a new request",
+                    by.map(|id| format!(
+                        " (the certificate of request {id} was revoked for keyCompromise)"
+                    ))
+                    .unwrap_or_default()
+                ),
+            }]))),
+        }
+    }
+
     /// Stores a validated request as Pending and, in the same transaction,
     /// cancels the Pending request of the same machine (organization and
     /// common name), each change with its audit event.
@@ -715,6 +747,7 @@ impl<S: Store, C: Clock> Ra<S, C> {
         source: Option<&str>,
     ) -> Result<Submitted> {
         let actor = session.actor();
+        self.refuse_blocked_key(&new.spki_der).await?;
         // Auto-cancel is a transition like any other: ask the one function.
         transition(
             RequestStatus::Pending,
@@ -991,6 +1024,8 @@ impl<S: Store, C: Clock> Ra<S, C> {
                 )
                 .await;
         }
+        // The key may have been reported compromised since the request came.
+        self.refuse_blocked_key(&request.spki_der).await?;
         let issued = self
             .ca
             .issue(self.issue_params(&request, Serial::random(&self.rng)?)?)?;
@@ -1138,6 +1173,7 @@ impl<S: Store, C: Clock> Ra<S, C> {
             downloaded_by: None,
             certificate: None,
             revocation: None,
+            block_key: None,
             audit,
         };
         fill(&mut change);
@@ -1168,8 +1204,10 @@ impl<S: Store, C: Clock> Ra<S, C> {
         }
         let request = self.load(id).await?;
         let at = self.clock.now();
+        let block = (reason == Reason::KeyCompromise).then(|| spki_hash(&request.spki_der));
         self.apply(actor, &request, Action::Revoke, source, |c| {
             c.revocation = Some((at, reason.name().to_owned()));
+            c.block_key = block;
             c.audit.detail = Some(reason.name().to_owned());
         })
         .await?;

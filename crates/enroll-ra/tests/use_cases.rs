@@ -927,6 +927,78 @@ async fn a_rotated_package_credential_replaces_the_old_one() {
         .unwrap();
     assert!(matches!(
         k.ra.rotate_package(&admin(), &created.package.id).await,
-        Err(RaError::NotFound(_))
+        Err(RaError::Conflict(_))
     ));
+}
+
+fn submission_with(key: &rcgen::KeyPair, cn: &str) -> Submission {
+    let csr = enroll_pki::csr::build_request(
+        &[(DnAttr::CommonName, cn.to_owned())],
+        Profile::ClientAuth,
+        key,
+    )
+    .unwrap();
+    Submission {
+        csr: csr.into_bytes(),
+        ..submission_template(cn)
+    }
+}
+
+fn submission_template(cn: &str) -> Submission {
+    Submission {
+        subject: SubjectInput {
+            common_name: cn.into(),
+            email: Some("it@a.example".into()),
+            locality: Some("Paris".into()),
+            state: Some("IDF".into()),
+        },
+        key_length: Some(2048),
+        csr: Vec::new(),
+        details: ClientDetails::default(),
+    }
+}
+
+#[tokio::test]
+async fn a_key_revoked_for_compromise_is_never_certified_again() {
+    let k = kit("blocked-key").await;
+    let key = KeyType::Rsa2048.generate().unwrap();
+    let s = session(&k, "AAA", true).await;
+    let first =
+        k.ra.submit(&s, submission_with(&key, "one.a.example"), None)
+            .await
+            .unwrap()
+            .id;
+    // A second request with the same key waits while the first is revoked.
+    let waiting =
+        k.ra.submit(&s, submission_with(&key, "two.a.example"), None)
+            .await
+            .unwrap()
+            .id;
+    k.ra.approve(&admin(), first, None).await.unwrap();
+    k.ra.revoke(&admin(), first, Reason::KeyCompromise, None)
+        .await
+        .unwrap();
+    let compromised = |e: RaError| matches!(e, RaError::Csr(c) if c.0[0].code == "key.compromised");
+    assert!(compromised(
+        k.ra.approve(&admin(), waiting, None).await.unwrap_err()
+    ));
+    assert!(compromised(
+        k.ra.submit(&s, submission_with(&key, "three.a.example"), None)
+            .await
+            .unwrap_err()
+    ));
+    // Another reason does not block the key.
+    let other = KeyType::Rsa2048.generate().unwrap();
+    let id =
+        k.ra.submit(&s, submission_with(&other, "four.a.example"), None)
+            .await
+            .unwrap()
+            .id;
+    k.ra.approve(&admin(), id, None).await.unwrap();
+    k.ra.revoke(&admin(), id, Reason::Superseded, None)
+        .await
+        .unwrap();
+    k.ra.submit(&s, submission_with(&other, "five.a.example"), None)
+        .await
+        .unwrap();
 }

@@ -76,6 +76,13 @@ pub trait Store: Send + Sync {
     /// in `change.from`.
     fn change_status(&self, change: &StatusChange) -> impl Future<Output = Result<()>> + Send;
 
+    /// The request whose certificate was revoked for keyCompromise with
+    /// this key (SHA-256 of its SubjectPublicKeyInfo, hex), if any.
+    fn blocked_key(
+        &self,
+        spki_sha256: &str,
+    ) -> impl Future<Output = Result<Option<Option<RequestId>>>> + Send;
+
     fn certificate_by_serial(
         &self,
         serial: &str,

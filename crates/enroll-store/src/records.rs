@@ -143,6 +143,8 @@ pub struct StatusChange {
     pub certificate: Option<CertRecord>,
     /// Revoke: when, and the RFC 5280 reason name.
     pub revocation: Option<(UnixTime, String)>,
+    /// Revoke for keyCompromise: the SHA-256 (hex) of the key to block.
+    pub block_key: Option<String>,
     pub audit: AuditEvent,
 }
 

@@ -635,10 +635,31 @@ impl Store for SqlStore {
                     c.id
                 )));
             }
+            if let Some(hash) = &c.block_key {
+                sqlx::query(
+                    "INSERT INTO blocked_keys (spki_sha256, blocked_at, request_id, reason) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (spki_sha256) DO NOTHING",
+                )
+                .bind(hash)
+                .bind(at.0)
+                .bind(c.id.0)
+                .bind(reason)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         insert_audit(&mut tx, &c.audit).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn blocked_key(&self, spki_sha256: &str) -> Result<Option<Option<RequestId>>> {
+        let row = sqlx::query("SELECT request_id FROM blocked_keys WHERE spki_sha256 = $1")
+            .bind(spki_sha256)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok(r.try_get::<Option<i64>, _>("request_id")?.map(RequestId)))
+            .transpose()
     }
 
     async fn certificate_by_serial(&self, serial: &str) -> Result<Option<CertRecord>> {

@@ -125,6 +125,7 @@ fn change(
             revocation_reason: None,
         }),
         revocation: None,
+        block_key: None,
         audit,
     }
 }
@@ -470,6 +471,24 @@ async fn contract(s: &SqlStore) {
         .await
         .unwrap();
     assert_eq!(s.list_operators().await.unwrap().len(), 3);
+
+    // Revoking for keyCompromise blocks the key in the same transaction.
+    assert_eq!(s.blocked_key("beef").await.unwrap(), None);
+    let mut revoke = change(id2, RequestStatus::Approved, RequestStatus::Revoked, None);
+    revoke.decision = None;
+    revoke.revocation = Some((UnixTime(9), "keyCompromise".into()));
+    revoke.block_key = Some("beef".into());
+    s.change_status(&revoke).await.unwrap();
+    assert_eq!(s.blocked_key("beef").await.unwrap(), Some(Some(id2)));
+    assert_eq!(
+        s.certificate_for_request(id2)
+            .await
+            .unwrap()
+            .unwrap()
+            .revocation_reason
+            .as_deref(),
+        Some("keyCompromise")
+    );
 
     // A package credential rotates only while the package is active.
     s.rotate_package("pkg-1", &"cd".repeat(32), &event("package.rotate"))

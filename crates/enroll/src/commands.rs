@@ -68,8 +68,9 @@ pub struct SubmitArgs {
     /// With --external: 64-bit or 32-bit.
     #[arg(long, requires = "external", value_parser = ["64-bit", "32-bit"])]
     os_type: Option<String>,
-    /// With --external: check the CSR and show what was read, send nothing.
-    #[arg(long, requires = "external")]
+    /// Check everything and show what would be requested; make no key,
+    /// send nothing.
+    #[arg(long)]
     dry_run: bool,
 }
 
@@ -286,13 +287,43 @@ fn submit(ctx: &Ctx, a: SubmitArgs) -> Result<u8> {
     let fields = match SubjectFields::build(&subject_input, org, country, kind) {
         Ok(f) => f,
         Err(problems) => {
+            let fields: Vec<&str> = problems.iter().map(|p| p.field).collect();
+            ctx.log.record(
+                "submit",
+                &format!("refused locally: invalid {}", fields.join(", ")),
+            );
+            if ctx.json {
+                print_json(&json!({
+                    "success": false,
+                    "error": "the request was not sent: some fields are invalid",
+                    "problems": problems.iter().map(|p| json!({"code": p.field, "message": p.reason})).collect::<Vec<_>>(),
+                }))?;
+            }
             for pr in &problems {
                 eprintln!("error: {pr}");
             }
-            ctx.log.record("submit", "refused locally: invalid fields");
             return Ok(1);
         }
     };
+    if a.dry_run {
+        ctx.log
+            .record("submit", "dry run: fields accepted, nothing sent");
+        if ctx.json {
+            print_json(&json!({
+                "dry_run": true, "accepted": true, "common_name": fields.common_name,
+                "subject_name": fields.subject_name(), "key": format!("RSA {}", a.key_length),
+                "kind": kind.as_str(),
+            }))?;
+        } else {
+            say!("Would request: {}", fields.subject_name());
+            say!(
+                "  key: RSA {} bits, made here when you submit",
+                a.key_length
+            );
+            say!("Nothing was sent (--dry-run).");
+        }
+        return Ok(0);
+    }
     ctx.store.ensure()?;
     let key_type =
         KeyType::rsa(a.key_length).context("the key length must be 2048, 3072 or 4096")?;
@@ -363,6 +394,7 @@ fn submit(ctx: &Ctx, a: SubmitArgs) -> Result<u8> {
         certificate_path: None,
         key_path: None,
         key_lost: false,
+        package_id: Some(ctx.pkg.file.package_id.clone()),
     });
     ctx.store.save(&state)?;
     for c in &resp.cancelled {
@@ -576,6 +608,7 @@ fn submit_external(ctx: &Ctx, a: SubmitArgs) -> Result<u8> {
         certificate_path: None,
         key_path: None,
         key_lost: false,
+        package_id: Some(ctx.pkg.file.package_id.clone()),
     });
     ctx.store.ensure()?;
     ctx.store.save(&state)?;
@@ -751,12 +784,23 @@ fn get(ctx: &Ctx) -> Result<u8> {
     let mut failures = 0;
     let mut lines = Vec::new();
     state.requests.sort_by_key(|r| r.id);
-    for r in state.requests.iter_mut() {
+    let own = &ctx.pkg.file.package_id;
+    for r in state
+        .requests
+        .iter_mut()
+        .filter(|r| r.package_id.as_ref().is_none_or(|p| p == own))
+    {
         let s = match api.state(r.id) {
             Ok(s) => s,
-            Err(e @ ApiError::Unreachable { .. }) => {
+            // Nothing else can work either: say it once.
+            Err(e @ (ApiError::Unreachable { .. } | ApiError::Untrusted { .. })) => {
                 ctx.log.record("get", &format!("failed: {e}"));
                 bail!("{e}");
+            }
+            Err(ApiError::Problem(p)) if p.code == "auth.unauthenticated" => {
+                ctx.log
+                    .record("get", &format!("failed: {} ({})", p.detail, p.code));
+                bail!("{} ({})", p.detail, p.code);
             }
             Err(e) => {
                 failures += 1;

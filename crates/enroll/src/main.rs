@@ -34,7 +34,9 @@ use clap::{Parser, Subcommand};
     name = "enroll",
     version,
     about = "Request, install and test this machine's client certificate",
-    after_help = "Exit codes: 0 success; 1 error; 2 usage; `enroll test` also 10 no certificate, \
+    after_help = "Examples:\n  enroll info\n  enroll submit --locality Paris --state Ile-de-France --email it@example.org\n  \
+                  enroll get\n  enroll test\n\n\
+                  Exit codes: 0 success; 1 error; 2 usage; `enroll test` also 10 no certificate, \
                   11 expired, 12 not yet valid, 13 service untrusted, 14 rejected by the service, \
                   15 unreachable."
 )]

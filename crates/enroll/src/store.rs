@@ -41,6 +41,11 @@ pub struct LocalRequest {
     /// machine): it can never be installed here.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub key_lost: bool,
+    /// The package that submitted it. Packages of one environment share
+    /// the store; each refreshes only its own requests (another package
+    /// may not be allowed to see them). Absent in stores written before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package_id: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -86,12 +86,38 @@ impl App {
     }
 }
 
-/// The operator at the command line acts as central administrator.
+/// The operator at the command line acts as central administrator. The
+/// audit trail names the account the process really runs as (its uid, not
+/// `$USER`, which anyone can set), and who called sudo, if anyone did.
 pub fn cli_actor() -> Actor {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    Actor::new(Role::CentralAdmin, format!("cli:{user}"))
+    let name = process_user();
+    let sudo = std::env::var("SUDO_USER")
+        .ok()
+        .filter(|s| !s.is_empty() && *s != name);
+    let who = match sudo {
+        Some(s) => format!("cli:{name} (sudo by {s})"),
+        None => format!("cli:{name}"),
+    };
+    Actor::new(Role::CentralAdmin, who)
+}
+
+/// The name of the account this process runs as, from its uid.
+fn process_user() -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) {
+            let name = std::fs::read_to_string("/etc/passwd").ok().and_then(|p| {
+                p.lines().find_map(|l| {
+                    let mut f = l.split(':');
+                    let name = f.next()?;
+                    (f.nth(1)? == uid.to_string()).then(|| name.to_owned())
+                })
+            });
+            return name.unwrap_or_else(|| format!("uid {uid}"));
+        }
+    }
+    std::env::var("USER").unwrap_or_else(|_| "unknown".into())
 }
 
 /// A database URL without its password, for messages and logs.
@@ -110,6 +136,14 @@ pub fn redact(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_cli_actor_is_the_real_account() {
+        // Whatever $USER says, the name comes from the uid.
+        let actor = super::cli_actor();
+        assert!(actor.name.starts_with("cli:"));
+        assert!(!actor.name.contains("unknown"), "{}", actor.name);
+    }
+
     #[test]
     fn passwords_are_redacted() {
         assert_eq!(

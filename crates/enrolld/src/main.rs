@@ -1,13 +1,15 @@
 //! `enrolld`: the Enroll enrollment service and its operator command line.
 
 /// `println!` that never panics: a closed pipe or a full disk must not
-/// turn a completed action into a crash. The failure is reported once at
-/// exit instead.
+/// turn a completed action into a crash. A full disk is reported once at
+/// exit; a reader that stopped reading (`| head`) is not an error.
 macro_rules! say {
     ($($t:tt)*) => {{
         use std::io::Write as _;
-        if writeln!(std::io::stdout(), $($t)*).is_err() {
-            crate::OUTPUT_FAILED.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Err(e) = writeln!(std::io::stdout(), $($t)*) {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                crate::OUTPUT_FAILED.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
         }
     }};
 }
@@ -40,7 +42,12 @@ use crate::config::DataDir;
     version,
     about = "The Enroll certificate enrollment service",
     long_about = "The Enroll certificate enrollment service: a two-level CA, the client API \
-                  over HTTPS, and the operator's command line (acting as central administrator)."
+                  and the web application over HTTPS, and the operator's command line (acting \
+                  as central administrator).",
+    after_help = "Examples:\n  enrolld serve --data ./enroll-data\n  \
+                  enrolld org add --data ./enroll-data --code J1CFRA --name \"France - La Poste\" --country FR\n  \
+                  enrolld request list --data ./enroll-data --status Pending\n\n\
+                  Each command's --help has its own example."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -111,19 +118,34 @@ enum Command {
         http_listen: Option<String>,
     },
     /// Member organizations.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  enrolld org add --data DIR --code J1CFRA --name \"France - La Poste\" --country FR"
+    )]
     Org(ops::OrgCommand),
     /// Client installation packages.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  enrolld package create --data DIR --org J1CFRA --env Prod --type user \\\n      --url https://enroll.example:8443 --out ./pkg"
+    )]
     Package(ops::PackageCommand),
     /// Certificate requests: list, show, approve, reject, revoke (acting as the central administrator).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  enrolld request list --data DIR --status Pending\n  enrolld request approve --data DIR 42"
+    )]
     Request(ops::RequestCommand),
     /// Managers and administrators of the web application: add, list, revoke.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  enrolld manager add --data DIR --name alice.martin --org J1CFRA --out alice.p12"
+    )]
     Manager(manager_cmd::ManagerCommand),
     /// The audit trail.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  enrolld audit list --data DIR --action refused:"
+    )]
     Audit(manager_cmd::AuditCommand),
 }
 
@@ -152,6 +174,9 @@ pub fn fmt_time(t: enroll_core::UnixTime) -> String {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Every command that prints JSON takes --json; scripts that asked for
+    // it get JSON on failure too.
+    let json = std::env::args().skip(1).any(|a| a == "--json");
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ENROLLD_LOG")
@@ -181,6 +206,12 @@ fn main() -> ExitCode {
         }
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            if json {
+                say!(
+                    "{}",
+                    serde_json::json!({"success": false, "error": format!("{e:#}")})
+                );
+            }
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
@@ -278,7 +309,12 @@ async fn serve(args: DataArgs, listen: Option<String>, http_listen: Option<Strin
     let local = axum::serve::Listener::local_addr(&listener)?;
     let http = tokio::net::TcpListener::bind(&http_listen)
         .await
-        .with_context(|| format!("cannot listen on {http_listen} (CRL and OCSP)"))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {http_listen} for CRLs and OCSP (another enrolld running? choose \
+                 another address with --http-listen)"
+            )
+        })?;
     let http_local = http.local_addr()?;
     tracing::info!(
         address = %local,

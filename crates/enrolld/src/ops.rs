@@ -35,6 +35,9 @@ pub enum OrgCommand {
         /// Two-letter country code (ISO 3166).
         #[arg(long)]
         country: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
     },
     /// Lists organizations.
     #[command(after_help = "Example:\n  enrolld org list --data DIR --json")]
@@ -56,6 +59,7 @@ pub enum PackageCommand {
     Create {
         #[command(flatten)]
         data: DataArgs,
+        /// The organization the package is for (its code, as `org list` shows it).
         #[arg(long, value_name = "CODE")]
         org: String,
         /// Environment name, e.g. Prod or Test.
@@ -197,6 +201,7 @@ pub async fn org(c: OrgCommand) -> Result<()> {
             code,
             name,
             country,
+            json,
         } => {
             let app = open(&data).await?;
             let org = app
@@ -209,12 +214,21 @@ pub async fn org(c: OrgCommand) -> Result<()> {
                 )
                 .await
                 .map_err(ra_err)?;
-            say!(
-                "Added organization {} ({}, {})",
-                org.code,
-                org.name,
-                org.country
-            );
+            if json {
+                say!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &json!({"code": org.code, "name": org.name, "country": org.country})
+                    )?
+                );
+            } else {
+                say!(
+                    "Added organization {} ({}, {})",
+                    org.code,
+                    org.name,
+                    org.country
+                );
+            }
         }
         OrgCommand::List { data, json } => {
             let app = open(&data).await?;
@@ -263,7 +277,14 @@ pub async fn package(c: PackageCommand) -> Result<()> {
                 );
             }
             // The folder must be writable before a credential exists that
-            // nobody would ever hold.
+            // nobody would ever hold; if anything below fails, the folders
+            // made here go again.
+            let mut made = MadeDirs(
+                [out.clone(), out.join("config"), env_dir.clone()]
+                    .into_iter()
+                    .filter(|d| !d.exists())
+                    .collect(),
+            );
             std::fs::create_dir_all(&env_dir)
                 .with_context(|| format!("cannot create {}", env_dir.display()))?;
             let app = open(&data).await?;
@@ -293,6 +314,7 @@ pub async fn package(c: PackageCommand) -> Result<()> {
                 let _ = app.ra.revoke_package(&cli_actor(), &p.id).await;
                 return Err(e.context(format!("package {} was not written and is revoked", p.id)));
             }
+            made.keep();
             let copied = PackageFiles::copy_client(&out);
             if json {
                 say!(
@@ -365,6 +387,23 @@ pub async fn package(c: PackageCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Folders a command created, removed again (when empty) unless kept.
+struct MadeDirs(Vec<PathBuf>);
+
+impl MadeDirs {
+    fn keep(&mut self) {
+        self.0.clear();
+    }
+}
+
+impl Drop for MadeDirs {
+    fn drop(&mut self) {
+        for d in self.0.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
 }
 
 fn request_json(r: &RequestRecord) -> serde_json::Value {
@@ -518,6 +557,9 @@ pub async fn request(c: RequestCommand) -> Result<()> {
                                 names.push(n);
                             }
                         }
+                        if let Some(e) = &r.subject.email {
+                            names.push(format!("email:{e}"));
+                        }
                         names.join(", ")
                     }),
                     ("Submitted", fmt_time(r.submitted_at)),
@@ -555,7 +597,7 @@ pub async fn request(c: RequestCommand) -> Result<()> {
                     ),
                 ];
                 for (k, v) in rows {
-                    say!("{k:<16} {}", clean(&v));
+                    say!("{k:<21} {}", clean(&v));
                 }
                 say!("History:");
                 for h in history {
@@ -603,6 +645,7 @@ pub async fn request(c: RequestCommand) -> Result<()> {
                     "--reason {reason:?} is not an RFC 5280 reason: use one of {}",
                     enroll_pki::revocation::Reason::ALL
                         .iter()
+                        .filter(|r| **r != enroll_pki::revocation::Reason::CertificateHold)
                         .map(|r| r.name())
                         .collect::<Vec<_>>()
                         .join(", ")

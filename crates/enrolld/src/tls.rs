@@ -120,9 +120,12 @@ pub struct TlsListener {
 
 impl TlsListener {
     pub async fn bind(addr: &str, cfg: ServerConfig) -> Result<TlsListener> {
-        let tcp = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
+        let tcp = TcpListener::bind(addr).await.with_context(|| {
+            format!(
+                "cannot listen on {addr} (another enrolld running? choose another address \
+                     with --listen)"
+            )
+        })?;
         let local = tcp.local_addr()?;
         let acceptor = TlsAcceptor::from(Arc::new(cfg));
         let (tx, rx) = mpsc::channel(256);
