@@ -98,8 +98,32 @@ pub struct Issued {
     pub not_after: UnixTime,
 }
 
-/// A certificate as it would be issued, signed by a throwaway key, with
-/// its lint findings.
+/// Stands in for the CA key when a certificate is built only to be looked
+/// at: the same public key and algorithm, and a signature of zeros that
+/// verifies against nothing.
+#[derive(Debug)]
+pub struct NoSignature {
+    public: Vec<u8>,
+    alg: &'static rcgen::SignatureAlgorithm,
+}
+
+impl rcgen::PublicKeyData for NoSignature {
+    fn der_bytes(&self) -> &[u8] {
+        &self.public
+    }
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        self.alg
+    }
+}
+
+impl rcgen::SigningKey for NoSignature {
+    fn sign(&self, _msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        Ok(vec![0; 8])
+    }
+}
+
+/// A certificate as it would be issued, with a signature of zeros (valid
+/// nowhere), and its lint findings.
 #[derive(Debug, Clone)]
 pub struct Preview {
     pub der: Vec<u8>,
@@ -109,10 +133,11 @@ pub struct Preview {
 /// The CA that signs end-entity certificates.
 pub struct IssuingCa<S: Signer = KeyPair> {
     issuer: Issuer<'static, S>,
-    /// The same issuer name and key identifier with a throwaway key: the
-    /// certificates it signs are byte-identical to ours but for the
-    /// signature, so the lint sees exactly what we would sign.
-    lint_issuer: Issuer<'static, KeyPair>,
+    /// The same issuer name, key identifier and signature algorithm, with
+    /// a signer that signs nothing: the copies it makes are byte-identical
+    /// to ours but for the signature value, so the lint sees exactly what
+    /// we would sign, for the cost of building it once more.
+    lint_issuer: Issuer<'static, NoSignature>,
     cert_pem: String,
     cert_der: Vec<u8>,
     root_pem: String,
@@ -143,11 +168,12 @@ impl<S: Signer> IssuingCa<S> {
         })?;
         let not_before = UnixTime(cert.validity().not_before.timestamp());
         let not_after = UnixTime(cert.validity().not_after.timestamp());
+        let no_signature = NoSignature {
+            public: rcgen::PublicKeyData::der_bytes(&key).to_vec(),
+            alg: rcgen::PublicKeyData::algorithm(&key),
+        };
         let issuer = Issuer::from_ca_cert_pem(cert_pem, key)?;
-        // P-256 whatever the CA's key: signing the lint copy must cost
-        // next to nothing beside the real signature.
-        let lint_key = crate::KeyType::EcdsaP256.generate()?;
-        let lint_issuer = Issuer::from_ca_cert_pem(cert_pem, lint_key)?;
+        let lint_issuer = Issuer::from_ca_cert_pem(cert_pem, no_signature)?;
         Ok(IssuingCa {
             issuer,
             lint_issuer,
@@ -183,7 +209,7 @@ impl<S: Signer> IssuingCa<S> {
         &self.cert_pem
     }
 
-    /// The certificate `params` would give, signed with a throwaway key
+    /// The certificate `params` would give, with a signature of zeros
     /// instead of ours (so it verifies against nothing), and what the
     /// pre-issuance lint says of it. For approvers to look at before they
     /// decide; never valid anywhere.

@@ -1,9 +1,10 @@
 //! Pre-issuance lint: every certificate is checked against RFC 5280 and
 //! its [`Profile`] before the CA signs it.
 //!
-//! The to-be-signed certificate is first signed with a throwaway key under
-//! the issuing CA's name ([`crate::IssuingCa::preview`]); that copy differs
-//! from the real one only in its signature, and an independent parser
+//! The to-be-signed certificate is first built with a signature of zeros
+//! under the issuing CA's name ([`crate::IssuingCa::preview`]); that copy
+//! differs from the real one only in its signature value, and an independent
+//! parser
 //! (x509-parser, not the writer that built it) reads it back here. A
 //! finding of level [`Level::Error`] stops the issuance.
 

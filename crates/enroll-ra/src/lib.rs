@@ -951,8 +951,8 @@ impl<S: Store, C: Clock> Ra<S, C> {
         ))
     }
 
-    /// What approval would issue for a request: the certificate signed
-    /// by a throwaway key (valid nowhere) and the pre-issuance lint's
+    /// What approval would issue for a request: the certificate with a
+    /// signature of zeros (valid nowhere) and the pre-issuance lint's
     /// findings, for the approver to look at before deciding.
     pub async fn preview(&self, actor: &Actor, id: RequestId) -> Result<enroll_pki::ca::Preview> {
         let request = self.visible(actor, id, None, "preview").await?;

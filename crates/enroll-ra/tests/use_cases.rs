@@ -713,7 +713,7 @@ async fn the_preview_is_what_approval_issues_and_lints_clean() {
     assert_eq!(seen.subject, real.subject);
     assert_eq!(seen.issuer, real.issuer);
     assert_eq!(seen.spki_der, real.spki_der);
-    // The preview is signed by a throwaway key: it verifies against
+    // The preview carries a signature of zeros: it verifies against
     // nothing, least of all the issuing CA.
     let ca = x509_parser::pem::parse_x509_pem(k.material.issuing_cert_pem.as_bytes())
         .unwrap()
