@@ -443,87 +443,16 @@ impl Store for SqlStore {
         submitted: &AuditEvent,
         cancelled: &AuditEvent,
     ) -> Result<(RequestId, Vec<RequestId>)> {
-        let s = &r.subject;
-        let d = &r.details;
-        let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(
-            "INSERT INTO requests (org_code, package_id, kind, enrollment_type, status, \
-             common_name, email, country, state, locality, organization_unit, key_desc, \
-             key_length, csr_der, fqdn, mac, nic_id, processor_id, os_version, os_type, \
-             requester, source_addr, phone, description, submitted_at, spki_der, alt_names) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18, $19, $20, $21, $22, $23, $24, $25, $26, $27) RETURNING id",
-        )
-        .bind(s.organization.as_str())
-        .bind(&r.package_id)
-        .bind(r.kind.as_str())
-        .bind(r.enrollment_type.as_str())
-        .bind(RequestStatus::Pending.as_str())
-        .bind(&s.common_name)
-        .bind(&s.email)
-        .bind(s.country.as_str())
-        .bind(&s.state)
-        .bind(&s.locality)
-        .bind(&s.organization_unit)
-        .bind(&r.key_desc)
-        .bind(r.key_length.map(i64::from))
-        .bind(&r.csr_der)
-        .bind(&d.fqdn)
-        .bind(&d.mac)
-        .bind(&d.nic_id)
-        .bind(&d.processor_id)
-        .bind(&d.os_version)
-        .bind(&d.os_type)
-        .bind(&d.requester)
-        .bind(&r.source_addr)
-        .bind(&d.phone)
-        .bind(&d.description)
-        .bind(r.submitted_at.0)
-        .bind(&r.spki_der)
-        .bind(if r.alt_names.is_empty() {
-            None
-        } else {
-            Some(
-                r.alt_names
-                    .iter()
-                    .map(AltName::to_text)
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            )
-        })
-        .fetch_one(&mut *tx)
-        .await?;
-        let id = RequestId(row.try_get("id")?);
-        let mut ev = submitted.clone();
-        ev.request_id = Some(id);
-        insert_audit(&mut tx, &ev).await?;
-
-        let rows = sqlx::query(
-            "UPDATE requests SET status = $1, decided_at = $2, decided_by = $3, reason = $4 \
-             WHERE org_code = $5 AND common_name = $6 AND status = $7 AND id <> $8 RETURNING id",
-        )
-        .bind(RequestStatus::Cancelled.as_str())
-        .bind(r.submitted_at.0)
-        .bind(&cancelled.actor)
-        .bind(format!("superseded by request {id}"))
-        .bind(s.organization.as_str())
-        .bind(&s.common_name)
-        .bind(RequestStatus::Pending.as_str())
-        .bind(id.0)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut gone = Vec::with_capacity(rows.len());
-        for row in rows {
-            let old = RequestId(row.try_get("id")?);
-            let mut ev = cancelled.clone();
-            ev.request_id = Some(old);
-            ev.detail = Some(format!("superseded by request {id}"));
-            insert_audit(&mut tx, &ev).await?;
-            gone.push(old);
+        // A concurrent submission for the same machine that commits first
+        // makes ours fail on the one-Pending index; the next try cancels it.
+        let mut tries = 0;
+        loop {
+            match self.submit_once(r, submitted, cancelled).await {
+                Err(StoreError::Duplicate(_)) if tries < 8 => tries += 1,
+                Err(StoreError::Duplicate(what)) => return Err(StoreError::Conflict(what)),
+                done => return done,
+            }
         }
-        tx.commit().await?;
-        gone.sort();
-        Ok((id, gone))
     }
 
     async fn request(&self, id: RequestId) -> Result<Option<RequestRecord>> {
@@ -924,6 +853,111 @@ impl Store for SqlStore {
 }
 
 impl SqlStore {
+    /// One try of [`Store::submit`]: cancel the machine's Pending request,
+    /// insert the new one, name it in the cancelled one's reason, audit.
+    async fn submit_once(
+        &self,
+        r: &NewRequest,
+        submitted: &AuditEvent,
+        cancelled: &AuditEvent,
+    ) -> Result<(RequestId, Vec<RequestId>)> {
+        let s = &r.subject;
+        let d = &r.details;
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "UPDATE requests SET status = $1, decided_at = $2, decided_by = $3, reason = $4 \
+             WHERE org_code = $5 AND common_name = $6 AND status = $7 RETURNING id",
+        )
+        .bind(RequestStatus::Cancelled.as_str())
+        .bind(r.submitted_at.0)
+        .bind(&cancelled.actor)
+        .bind("superseded")
+        .bind(s.organization.as_str())
+        .bind(&s.common_name)
+        .bind(RequestStatus::Pending.as_str())
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut gone = Vec::with_capacity(rows.len());
+        for row in rows {
+            gone.push(RequestId(row.try_get("id")?));
+        }
+        let row = sqlx::query(
+            "INSERT INTO requests (org_code, package_id, kind, enrollment_type, status, \
+             common_name, email, country, state, locality, organization_unit, key_desc, \
+             key_length, csr_der, fqdn, mac, nic_id, processor_id, os_version, os_type, \
+             requester, source_addr, phone, description, submitted_at, spki_der, alt_names) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+             $18, $19, $20, $21, $22, $23, $24, $25, $26, $27) RETURNING id",
+        )
+        .bind(s.organization.as_str())
+        .bind(&r.package_id)
+        .bind(r.kind.as_str())
+        .bind(r.enrollment_type.as_str())
+        .bind(RequestStatus::Pending.as_str())
+        .bind(&s.common_name)
+        .bind(&s.email)
+        .bind(s.country.as_str())
+        .bind(&s.state)
+        .bind(&s.locality)
+        .bind(&s.organization_unit)
+        .bind(&r.key_desc)
+        .bind(r.key_length.map(i64::from))
+        .bind(&r.csr_der)
+        .bind(&d.fqdn)
+        .bind(&d.mac)
+        .bind(&d.nic_id)
+        .bind(&d.processor_id)
+        .bind(&d.os_version)
+        .bind(&d.os_type)
+        .bind(&d.requester)
+        .bind(&r.source_addr)
+        .bind(&d.phone)
+        .bind(&d.description)
+        .bind(r.submitted_at.0)
+        .bind(&r.spki_der)
+        .bind(if r.alt_names.is_empty() {
+            None
+        } else {
+            Some(
+                r.alt_names
+                    .iter()
+                    .map(AltName::to_text)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        })
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| {
+            map_unique(
+                e,
+                format!(
+                    "a Pending request of {} {} submitted at the same moment",
+                    s.organization, s.common_name
+                ),
+            )
+        })?;
+        let id = RequestId(row.try_get("id")?);
+        let mut ev = submitted.clone();
+        ev.request_id = Some(id);
+        insert_audit(&mut tx, &ev).await?;
+        let why = format!("superseded by request {id}");
+        for old in &gone {
+            sqlx::query("UPDATE requests SET reason = $1 WHERE id = $2")
+                .bind(&why)
+                .bind(old.0)
+                .execute(&mut *tx)
+                .await?;
+            let mut ev = cancelled.clone();
+            ev.request_id = Some(*old);
+            ev.detail = Some(why.clone());
+            insert_audit(&mut tx, &ev).await?;
+        }
+        tx.commit().await?;
+        gone.sort();
+        Ok((id, gone))
+    }
+
     /// Inserts many certificates at once, revocation fields included. For
     /// benchmarks that need a large store fast; not part of the [`Store`]
     /// contract the use cases rely on.

@@ -519,7 +519,94 @@ async fn contract(s: &SqlStore) {
     ));
 }
 
-#[tokio::test]
+/// Many nodes at once: submissions for one machine leave exactly one
+/// Pending request, and deciders racing on one request issue exactly one
+/// certificate.
+async fn races(s: &SqlStore) {
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let s = s.clone();
+        set.spawn(async move {
+            s.submit(
+                &request("RACE-HOST", 100 + i),
+                &event("submit"),
+                &event("cancel"),
+            )
+            .await
+        });
+    }
+    let mut ids = Vec::new();
+    while let Some(r) = set.join_next().await {
+        ids.push(r.unwrap().unwrap().0);
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 16);
+    let pending = s
+        .list_requests(&RequestFilter {
+            status: Some(RequestStatus::Pending),
+            text: Some("RACE-HOST".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1, "one Pending request per machine");
+    let cancelled = s
+        .list_requests(&RequestFilter {
+            status: Some(RequestStatus::Cancelled),
+            text: Some("RACE-HOST".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(cancelled.len(), 15);
+    for c in &cancelled {
+        let why = c.reason.as_deref().unwrap_or_default();
+        assert!(why.starts_with("superseded by request "), "{why}");
+        let trail = s.audit_for_request(c.id).await.unwrap();
+        assert_eq!(
+            trail.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+            ["submit", "cancel"]
+        );
+    }
+
+    let target = pending[0].id;
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let s = s.clone();
+        set.spawn(async move {
+            s.change_status(&change(
+                target,
+                RequestStatus::Pending,
+                RequestStatus::Approved,
+                Some(&format!("RACE{i:02}")),
+            ))
+            .await
+        });
+    }
+    let mut won = 0;
+    while let Some(r) = set.join_next().await {
+        match r.unwrap() {
+            Ok(()) => won += 1,
+            Err(StoreError::Conflict(_)) => {}
+            Err(e) => panic!("a losing decider got {e:?}, not a conflict"),
+        }
+    }
+    assert_eq!(won, 1, "exactly one decider wins");
+    assert!(s.certificate_for_request(target).await.unwrap().is_some());
+    let approvals = s
+        .audit_for_request(target)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.action == "approve")
+        .count();
+    assert_eq!(approvals, 1, "only the winner's audit event is stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_file_meets_the_contract() {
     let dir = std::env::temp_dir().join(unique("store"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -527,6 +614,7 @@ async fn sqlite_file_meets_the_contract() {
     let s = SqlStore::connect(&url).await.unwrap();
     assert_eq!(s.backend_name(), "sqlite");
     contract(&s).await;
+    races(&s).await;
     s.close().await;
     // Reopening runs the migrations again without harm.
     let s = SqlStore::connect(&url).await.unwrap();
@@ -535,7 +623,7 @@ async fn sqlite_file_meets_the_contract() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_meets_the_contract() {
     let admin_url = std::env::var("ENROLL_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
@@ -552,6 +640,7 @@ async fn postgres_meets_the_contract() {
     let s = SqlStore::connect(&format!("{base}/{db}")).await.unwrap();
     assert_eq!(s.backend_name(), "postgres");
     contract(&s).await;
+    races(&s).await;
     s.close().await;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "DROP DATABASE {db} WITH (FORCE)"
