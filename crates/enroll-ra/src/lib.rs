@@ -1368,6 +1368,17 @@ impl<S: Store, C: Clock> Ra<S, C> {
         Ok(issued)
     }
 
+    /// Checks the store's invariants (see [`Store::check_consistency`]).
+    pub async fn check_consistency(
+        &self,
+        actor: &Actor,
+    ) -> Result<enroll_store::ConsistencyReport> {
+        if let Err(e) = Self::require_admin(actor, "check the database") {
+            return self.refuse(actor, None, None, "check", e).await;
+        }
+        Ok(self.store.check_consistency().await?)
+    }
+
     /// Finds the request whose certificate a TLS peer presented.
     pub async fn request_for_certificate(
         &self,

@@ -156,6 +156,12 @@ pub trait Store: Send + Sync {
         &self,
         filter: &AuditFilter,
     ) -> impl Future<Output = Result<Vec<AuditEntry>>> + Send;
+    /// Checks the invariants no crash or race may break: a certificate for
+    /// exactly the requests whose status has one, revocation on both
+    /// sides, every status explained by the audit trail, one submit event
+    /// per request, CRL numbers and times increasing together.
+    fn check_consistency(&self) -> impl Future<Output = Result<ConsistencyReport>> + Send;
+
     /// Adds an audit event that goes with no status change (a refusal, an
     /// organization created…).
     fn audit(&self, event: &AuditEvent) -> impl Future<Output = Result<()>> + Send;

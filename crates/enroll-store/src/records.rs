@@ -216,3 +216,14 @@ pub struct CrlRecord {
     pub next_update: UnixTime,
     pub der: Vec<u8>,
 }
+
+/// What `enrolld check` found: the sizes, and every broken invariant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsistencyReport {
+    pub requests: i64,
+    pub certificates: i64,
+    pub audit_events: i64,
+    pub crls: i64,
+    /// One sentence per violation (at most a few per kind).
+    pub problems: Vec<String>,
+}

@@ -11,9 +11,9 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Row};
 
 use crate::{
-    AltName, AuditEntry, AuditEvent, AuditFilter, CertRecord, CredentialPickup, CrlRecord,
-    NewRequest, OperatorRecord, OrgRecord, PackageRecord, RequestFilter, RequestRecord, Result,
-    StatusChange, Store, StoreError,
+    AltName, AuditEntry, AuditEvent, AuditFilter, CertRecord, ConsistencyReport, CredentialPickup,
+    CrlRecord, NewRequest, OperatorRecord, OrgRecord, PackageRecord, RequestFilter, RequestRecord,
+    Result, StatusChange, Store, StoreError,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -844,6 +844,89 @@ impl Store for SqlStore {
                 })
             })
             .collect()
+    }
+
+    async fn check_consistency(&self) -> Result<ConsistencyReport> {
+        let count = |table: &'static str| async move {
+            // The table names are constants.
+            let row = sqlx::query(AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM {table}")))
+                .fetch_one(&self.pool)
+                .await?;
+            Ok::<i64, StoreError>(row.try_get("n")?)
+        };
+        let mut report = ConsistencyReport {
+            requests: count("requests").await?,
+            certificates: count("certificates").await?,
+            audit_events: count("audit_events").await?,
+            crls: count("crls").await?,
+            problems: Vec::new(),
+        };
+        // Each check: a query naming the offenders, and how to say it.
+        let checks: [(&str, &str); 7] = [
+            (
+                "SELECT r.id AS id, r.status AS what FROM requests r \
+                 LEFT JOIN certificates c ON c.request_id = r.id \
+                 WHERE r.status IN ('Approved', 'Installed', 'Downloaded', 'Revoked') \
+                 AND c.serial IS NULL ORDER BY r.id LIMIT 20",
+                "is {what} but has no certificate",
+            ),
+            (
+                "SELECT r.id AS id, r.status AS what FROM requests r \
+                 JOIN certificates c ON c.request_id = r.id \
+                 WHERE r.status IN ('Pending', 'Rejected', 'Cancelled') ORDER BY r.id LIMIT 20",
+                "is {what} but has a certificate",
+            ),
+            (
+                "SELECT request_id AS id, CAST(COUNT(*) AS TEXT) AS what FROM certificates \
+                 WHERE request_id IS NOT NULL GROUP BY request_id HAVING COUNT(*) > 1 \
+                 ORDER BY request_id LIMIT 20",
+                "has {what} certificates",
+            ),
+            (
+                "SELECT r.id AS id, r.status AS what FROM requests r \
+                 JOIN certificates c ON c.request_id = r.id \
+                 WHERE (r.status = 'Revoked') <> (c.revoked_at IS NOT NULL) ORDER BY r.id LIMIT 20",
+                "is {what} but its certificate's revocation says otherwise",
+            ),
+            (
+                "SELECT r.id AS id, r.status || ' / ' || COALESCE(a.to_status, 'nothing') AS what \
+                 FROM requests r LEFT JOIN audit_events a ON a.id = \
+                 (SELECT MAX(e.id) FROM audit_events e WHERE e.request_id = r.id \
+                  AND e.to_status IS NOT NULL) \
+                 WHERE a.to_status IS NULL OR a.to_status <> r.status ORDER BY r.id LIMIT 20",
+                "has status and last audited status {what}",
+            ),
+            (
+                "SELECT r.id AS id, CAST((SELECT COUNT(*) FROM audit_events e \
+                 WHERE e.request_id = r.id AND e.action = 'submit') AS TEXT) AS what \
+                 FROM requests r WHERE (SELECT COUNT(*) FROM audit_events e \
+                 WHERE e.request_id = r.id AND e.action = 'submit') <> 1 ORDER BY r.id LIMIT 20",
+                "has {what} submit events instead of one",
+            ),
+            (
+                "SELECT a.number AS id, CAST(b.number AS TEXT) AS what FROM crls a \
+                 JOIN crls b ON b.number > a.number AND b.this_update < a.this_update \
+                 ORDER BY a.number LIMIT 20",
+                "(CRL number) is newer than CRL {what}",
+            ),
+        ];
+        for (sql, say) in checks {
+            for row in sqlx::query(sql).fetch_all(&self.pool).await? {
+                let id: i64 = row.try_get("id")?;
+                let what: String = row.try_get("what")?;
+                let subject = if say.starts_with('(') {
+                    format!("CRL {id}")
+                } else {
+                    format!("request {id}")
+                };
+                report.problems.push(format!(
+                    "{subject} {}",
+                    say.trim_start_matches("(CRL number) ")
+                        .replace("{what}", &what)
+                ));
+            }
+        }
+        Ok(report)
     }
 
     async fn audit(&self, event: &AuditEvent) -> Result<()> {

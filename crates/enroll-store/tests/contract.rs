@@ -83,7 +83,14 @@ fn request(cn: &str, at: i64) -> NewRequest {
     }
 }
 
+/// An audit event as the registration authority writes it: a submission
+/// records its Pending status, a cancellation its change.
 fn event(action: &str) -> AuditEvent {
+    let (from_status, to_status) = match action {
+        "submit" => (None, Some(RequestStatus::Pending)),
+        "cancel" => (Some(RequestStatus::Pending), Some(RequestStatus::Cancelled)),
+        _ => (None, None),
+    };
     AuditEvent {
         at: UnixTime(1_700_000_100),
         org: Some(OrgCode::parse("J1CFRA").unwrap()),
@@ -92,8 +99,8 @@ fn event(action: &str) -> AuditEvent {
         source_addr: Some("192.0.2.7".into()),
         request_id: None,
         action: action.into(),
-        from_status: None,
-        to_status: None,
+        from_status,
+        to_status,
         detail: None,
     }
 }
@@ -615,6 +622,24 @@ async fn sqlite_file_meets_the_contract() {
     assert_eq!(s.backend_name(), "sqlite");
     contract(&s).await;
     races(&s).await;
+    let report = s.check_consistency().await.unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert!(report.requests > 0 && report.certificates > 0 && report.audit_events > 0);
+    // What a crash or a bug could leave is found: a certificate gone from
+    // under an Approved request, an audit event missing.
+    let mut raw = sqlx::AnyConnection::connect(&url).await.unwrap();
+    sqlx::query("DELETE FROM certificates WHERE serial = 'AA01'")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM audit_events WHERE action = 'submit' AND request_id = (SELECT MIN(id) FROM requests)")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    let report = s.check_consistency().await.unwrap();
+    let text = report.problems.join("\n");
+    assert!(text.contains("but has no certificate"), "{text}");
+    assert!(text.contains("submit events instead of one"), "{text}");
     s.close().await;
     // Reopening runs the migrations again without harm.
     let s = SqlStore::connect(&url).await.unwrap();
@@ -641,6 +666,8 @@ async fn postgres_meets_the_contract() {
     assert_eq!(s.backend_name(), "postgres");
     contract(&s).await;
     races(&s).await;
+    let report = s.check_consistency().await.unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
     s.close().await;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "DROP DATABASE {db} WITH (FORCE)"

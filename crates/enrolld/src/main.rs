@@ -141,6 +141,16 @@ enum Command {
         after_help = "Example:\n  enrolld manager add --data DIR --name alice.martin --org J1CFRA --out alice.p12"
     )]
     Manager(manager_cmd::ManagerCommand),
+    /// Checks the database's invariants: certificates, statuses and the audit trail agree.
+    #[command(after_help = "Example:\n  enrolld check --data DIR --json\n\n\
+Exit 0 when consistent, 1 when anything is wrong (each problem is listed). Safe while serve runs.")]
+    Check {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// The audit trail.
     #[command(
         subcommand,
@@ -271,7 +281,45 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Request(c) => ops::request(c).await,
         Command::Manager(c) => manager_cmd::manager(c).await,
         Command::Audit(c) => manager_cmd::audit(c).await,
+        Command::Check { data, json } => check(data, json).await,
     }
+}
+
+async fn check(args: DataArgs, json: bool) -> Result<()> {
+    let app = app::App::open(DataDir::new(&args.data), args.database.as_deref()).await?;
+    let r = app
+        .ra
+        .check_consistency(&app::cli_actor())
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", chain(&e)))?;
+    if json {
+        say!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "consistent": r.problems.is_empty(), "requests": r.requests,
+                "certificates": r.certificates, "audit_events": r.audit_events, "crls": r.crls,
+                "problems": r.problems,
+            }))?
+        );
+    } else {
+        say!(
+            "{} requests, {} certificates, {} audit events, {} CRLs",
+            r.requests,
+            r.certificates,
+            r.audit_events,
+            r.crls
+        );
+        for p in &r.problems {
+            say!("  problem: {p}");
+        }
+        if r.problems.is_empty() {
+            say!("consistent");
+        }
+    }
+    if !r.problems.is_empty() {
+        anyhow::bail!("{} problems found", r.problems.len());
+    }
+    Ok(())
 }
 
 fn print_init(data: &std::path::Path) {

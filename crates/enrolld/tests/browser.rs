@@ -165,5 +165,8 @@ fn managers_and_the_administrator_in_chromium() {
         assert!(len > 10_000, "screenshot {shot} is missing or empty");
     }
     println!("screenshots in {}", shots.display());
+    // Whatever happened above, the database's invariants hold.
+    let check = json(&ok(&mut d(&["check", "--json"])));
+    assert_eq!(check["consistent"], true, "{check}");
     server.stop();
 }

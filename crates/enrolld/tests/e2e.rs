@@ -499,6 +499,9 @@ fn workstation_enrollment_end_to_end() {
     );
     assert!(!log.contains(&cred), "the event log holds the credential");
 
+    // Whatever happened above, the database's invariants hold.
+    let check = json(&ok(&mut d(&["check", "--json"])));
+    assert_eq!(check["consistent"], true, "{check}");
     server.stop();
     // Unreachable once the service is gone.
     assert_eq!(run(&mut client.cmd(&["test"])).status.code(), Some(15));

@@ -629,5 +629,8 @@ fn every_route_against_every_visitor() {
     ] {
         assert!(headers.contains(h), "missing `{h}` in\n{headers}");
     }
+    // Whatever happened above, the database's invariants hold.
+    let check = json(&ok(&mut env.d(&["check", "--json"])));
+    assert_eq!(check["consistent"], true, "{check}");
     server.stop();
 }
