@@ -111,9 +111,16 @@ pub struct Server {
 
 impl Server {
     pub fn start(data: &Path) -> Server {
+        Server::start_with(data, &[])
+    }
+
+    /// With more `serve` arguments, e.g. `--http-listen 127.0.0.1:0` for a
+    /// second node beside the first.
+    pub fn start_with(data: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(enrolld_bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -139,6 +146,12 @@ impl Server {
             port: port.expect("port"),
             http_port: http_port.expect("http port"),
         }
+    }
+
+    /// SIGKILL: no chance to finish anything.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM, and the service must stop cleanly.
@@ -301,4 +314,166 @@ pub fn manager_add(data: &Path, name: &str, org: Option<&str>, out: &Path) -> (S
         v["passphrase"].as_str().expect("passphrase").to_owned(),
         v["id"].as_i64().expect("id"),
     )
+}
+
+/// An HTTPS client for load from inside a test: the service's CA pinned,
+/// optionally a client certificate (PEM files). Transport failures come
+/// back as status 0 with the error, so a test can count them.
+pub struct Https {
+    agent: ureq::Agent,
+    pub base: String,
+}
+
+impl Https {
+    pub fn new(base: &str, ca_pem: &Path, client: Option<(&Path, &Path)>) -> Https {
+        use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig, TlsProvider};
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let pem = std::fs::read(ca_pem).expect("ca.pem");
+        let roots = vec![Certificate::from_pem(&pem).expect("a CA certificate")];
+        let mut tls = TlsConfig::builder()
+            .provider(TlsProvider::Rustls)
+            .root_certs(RootCerts::Specific(std::sync::Arc::new(roots)));
+        if let Some((cert, key)) = client {
+            let chain: Vec<Certificate<'static>> =
+                ureq::tls::parse_pem(&std::fs::read(cert).expect("cert"))
+                    .filter_map(|i| match i {
+                        Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                        _ => None,
+                    })
+                    .collect();
+            let key = PrivateKey::from_pem(&std::fs::read(key).expect("key")).expect("a key");
+            tls = tls.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .tls_config(tls.build())
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_global(Some(std::time::Duration::from_secs(30)))
+            .build()
+            .into();
+        Https {
+            agent,
+            base: base.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    fn done(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> (u16, String) {
+        match r {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let body = resp.into_body().read_to_string().unwrap_or_default();
+                (status, body)
+            }
+            Err(e) => (0, e.to_string()),
+        }
+    }
+
+    pub fn get(&self, path: &str, bearer: Option<&str>) -> (u16, String) {
+        let mut r = self.agent.get(format!("{}{path}", self.base));
+        if let Some(b) = bearer {
+            r = r.header("Authorization", format!("Bearer {b}"));
+        }
+        Self::done(r.call())
+    }
+
+    pub fn post_form(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        Self::done(
+            self.agent
+                .post(format!("{}{path}", self.base))
+                .send_form(form.iter().copied()),
+        )
+    }
+
+    pub fn post_json(&self, path: &str, bearer: &str, body: &Value) -> (u16, String) {
+        Self::done(
+            self.agent
+                .post(format!("{}{path}", self.base))
+                .header("Authorization", format!("Bearer {bearer}"))
+                .send_json(body),
+        )
+    }
+
+    /// The web application's form token of this client's certificate.
+    pub fn form_token(&self) -> String {
+        let (status, page) = self.get("/orgs", None);
+        assert_eq!(status, 200, "cannot read the organizations page: {page}");
+        let s = page.find("name=\"csrf\" value=\"").expect("a form") + 19;
+        page[s..].split('"').next().expect("a token").to_owned()
+    }
+}
+
+/// A CSR (PEM) for `common_name` from an OpenSSL key.
+pub fn csr_pem(key: &Path, common_name: &str, scratch: &Path) -> String {
+    let csr = scratch.join(format!("{common_name}.csr"));
+    ok(Command::new(tool("openssl"))
+        .args(["req", "-new", "-key"])
+        .arg(key)
+        .args(["-subj", &format!("/CN={common_name}"), "-out"])
+        .arg(&csr));
+    std::fs::read_to_string(&csr).expect("csr")
+}
+
+/// The JSON body of a workstation submission.
+pub fn submission(csr_pem: &str, common_name: &str, description: &str) -> Value {
+    serde_json::json!({
+        "csr_pem": csr_pem,
+        "key_length": 2048,
+        "subject": {"common_name": common_name, "email": "it@a.example", "locality": "Paris", "state": "IDF"},
+        "details": {"requester": "alice", "description": description},
+    })
+}
+
+/// A fresh PostgreSQL database on `$ENROLL_TEST_POSTGRES` (default the
+/// machine's `test` database), dropped when the value goes.
+pub struct PgDatabase {
+    admin: String,
+    pub name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    pub fn new(tag: &str) -> PgDatabase {
+        let admin = std::env::var("ENROLL_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let name = format!(
+            "enroll_{tag}_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0)
+        );
+        let out = run(Command::new(tool("psql")).arg(&admin).args([
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qc",
+            &format!("CREATE DATABASE {name}"),
+        ]));
+        assert!(
+            out.status.success(),
+            "PostgreSQL at {admin} is needed by this test: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let base = admin
+            .rsplit_once('/')
+            .map(|(b, _)| b)
+            .expect("a database URL");
+        PgDatabase {
+            url: format!("{base}/{name}"),
+            admin,
+            name,
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new(tool("psql"))
+            .arg(&self.admin)
+            .args([
+                "-qc",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .output();
+    }
 }
