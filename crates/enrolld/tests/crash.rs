@@ -142,7 +142,7 @@ fn crash_and_restart(data: &Path, tag: &str) {
             let web = Https::new(
                 &base,
                 &ca,
-                (role == "approve").then(|| (admin.0.as_path(), admin.1.as_path())),
+                (role == "approve").then_some((admin.0.as_path(), admin.1.as_path())),
             );
             workers.push(std::thread::spawn(move || {
                 let (mut sent, mut failed) = (0u32, 0u32);
