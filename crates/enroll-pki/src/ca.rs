@@ -238,22 +238,111 @@ impl<S: Signer> IssuingCa<S> {
     }
 
     /// Signs a certificate built from `params`, after the pre-issuance
-    /// lint passed on an identical copy. Validity is cut to the issuing
-    /// CA's own, so no certificate outlives its issuer or starts before it.
+    /// lint passed on it. The certificate is built once: the lint reads
+    /// the copy with a signature of zeros, and our key then signs that
+    /// copy's to-be-signed bytes unchanged, so what was linted is exactly
+    /// what is signed. Validity is cut to the issuing CA's own, so no
+    /// certificate outlives its issuer or starts before it.
     pub fn issue(&self, params: IssueParams) -> Result<Issued, PkiError> {
         let preview = self.preview(&params)?;
         if crate::lint::has_errors(&preview.findings) {
             return Err(PkiError::Lint(preview.findings));
         }
         let params = self.clamp(params);
-        let spki = rcgen::SubjectPublicKeyInfo::from_der(&params.spki_der)?;
-        let cert = params.to_rcgen()?.signed_by(&spki, &self.issuer)?;
+        let der = self.sign_linted(&preview.der)?;
         Ok(Issued {
-            der: cert.der().to_vec(),
-            pem: cert.pem(),
+            pem: crate::pem::encode("CERTIFICATE", &der),
+            der,
             serial: params.serial,
             not_before: params.not_before,
             not_after: params.not_after,
         })
+    }
+
+    /// `Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm,
+    /// signatureValue }` around the copy's own first two fields and our
+    /// signature of the first.
+    fn sign_linted(&self, copy: &[u8]) -> Result<Vec<u8>, PkiError> {
+        use crate::der::{Reader, SEQUENCE, write};
+        let unreadable = |e: crate::der::DerError| PkiError::BadMaterial {
+            what: "to-be-signed certificate",
+            detail: e.to_string(),
+        };
+        let mut outer = Reader::new(copy);
+        let mut cert = outer.sequence("certificate").map_err(unreadable)?;
+        let tbs = cert
+            .expect(SEQUENCE, "tbsCertificate")
+            .map_err(unreadable)?;
+        let alg = cert
+            .expect(SEQUENCE, "signatureAlgorithm")
+            .map_err(unreadable)?;
+        let signature = rcgen::SigningKey::sign(self.issuer.key(), tbs.raw)?;
+        Ok(write::seq(&[tbs.raw, alg.raw, &write::bits(&signature)]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::DnAttr;
+    use crate::{KeyInfo, Profile};
+    use aws_lc_rs::rand::SystemRandom;
+    use x509_parser::prelude::FromDer;
+
+    fn params(spki: Vec<u8>, serial: Serial) -> IssueParams {
+        IssueParams {
+            profile: Profile::ClientAuth,
+            subject: vec![
+                (DnAttr::Organization, "J1CFRA".into()),
+                (DnAttr::OrganizationUnit, "Workstation".into()),
+                (DnAttr::CommonName, "A".repeat(60)),
+            ],
+            spki_der: spki,
+            key: KeyInfo::EcdsaP256,
+            serial,
+            not_before: UnixTime(1_800_000_000),
+            not_after: UnixTime(1_800_000_000).plus_days(30),
+            dns_names: Vec::new(),
+            ip_addresses: Vec::new(),
+            revocation: None,
+        }
+    }
+
+    #[test]
+    fn signs_exactly_what_was_linted_and_the_signature_verifies() {
+        let rng = SystemRandom::new();
+        for kt in [KeyType::EcdsaP256, KeyType::Rsa2048] {
+            let m = CaMaterial::create(kt, "T", UnixTime(1_799_000_000), &rng).expect("ca");
+            let key = crate::keys::load_key_pem(&m.issuing_key_pem).expect("key");
+            let ca = IssuingCa::new(&m.issuing_cert_pem, &m.root_cert_pem, key).expect("ca");
+            let subject = KeyType::EcdsaP256.generate().expect("subject key");
+            let p = params(
+                crate::keys::spki_der(&subject),
+                Serial::random(&rng).expect("serial"),
+            );
+            let preview = ca.preview(&p).expect("preview");
+            let issued = ca.issue(p).expect("issue");
+
+            let (rest, cert) = X509Certificate::from_der(&issued.der).expect("parses");
+            assert!(rest.is_empty(), "nothing after the certificate");
+            let (_, linted) = X509Certificate::from_der(&preview.der).expect("copy parses");
+            assert_eq!(
+                cert.tbs_certificate.as_ref(),
+                linted.tbs_certificate.as_ref(),
+                "the signed bytes are the linted bytes"
+            );
+            let issuer_der = ca.cert_der();
+            let (_, issuer) = X509Certificate::from_der(&issuer_der).expect("issuer");
+            cert.verify_signature(Some(issuer.public_key()))
+                .expect("our signature verifies under the issuing CA's key");
+            assert!(
+                linted.verify_signature(Some(issuer.public_key())).is_err(),
+                "the lint copy verifies against nothing"
+            );
+            assert_eq!(
+                crate::pem::decode_all(&issued.pem, "CERTIFICATE").expect("pem"),
+                vec![issued.der.clone()]
+            );
+        }
     }
 }
