@@ -555,7 +555,7 @@ impl<S: Store, C: Clock> Ra<S, C> {
         let (id, secret) =
             Credential::split(presented).map_err(|e| RaError::Unauthenticated(e.to_string()))?;
         let unknown = || RaError::Unauthenticated("unknown package credential".into());
-        let package = self.store.package(id).await?.ok_or_else(unknown)?;
+        let (package, org) = self.store.package_with_org(id).await?.ok_or_else(unknown)?;
         if !Credential::matches(secret, &package.credential_hash) {
             return Err(unknown());
         }
@@ -565,11 +565,6 @@ impl<S: Store, C: Clock> Ra<S, C> {
                     .into(),
             ));
         }
-        let org = self
-            .store
-            .org(package.org.as_str())
-            .await?
-            .ok_or_else(unknown)?;
         Ok(PackageSession { package, org })
     }
 
@@ -777,11 +772,11 @@ impl<S: Store, C: Clock> Ra<S, C> {
         // Only requests made through a package of the same organization
         // and environment: a Test package sees nothing of Prod.
         let not_found = || RaError::NotFound(format!("request {id}"));
-        let request = self
+        let (request, certificate) = self
             .store
-            .request(id)
+            .request_with_certificate(id)
             .await?
-            .filter(|r| r.subject.organization == session.org.code)
+            .filter(|(r, _)| r.subject.organization == session.org.code)
             .ok_or_else(not_found)?;
         // A certificate for another server goes only to packages trusted
         // with external requests; a workstation package of the same
@@ -795,25 +790,20 @@ impl<S: Store, C: Clock> Ra<S, C> {
                 return Err(not_found());
             }
         }
-        let certificate = if request.status.has_certificate() {
-            self.store.certificate_for_request(id).await?
-        } else {
-            None
-        };
         Ok(RequestView {
+            certificate: certificate.filter(|_| request.status.has_certificate()),
             request,
-            certificate,
         })
     }
 
     /// The client reports the certificate installed (own machine) or saved
-    /// (external request).
+    /// (external request); the request as the client now sees it.
     pub async fn acknowledge(
         &self,
         session: &PackageSession,
         id: RequestId,
         source: Option<&str>,
-    ) -> Result<RequestRecord> {
+    ) -> Result<RequestView> {
         let view = self.client_view(session, id).await?;
         let action = if view.request.kind == RequestKind::External {
             Action::Download
@@ -830,10 +820,17 @@ impl<S: Store, C: Clock> Ra<S, C> {
             change.downloaded_by = Some(who.clone())
         })
         .await?;
-        self.store
+        let request = self
+            .store
             .request(id)
             .await?
-            .ok_or_else(|| RaError::NotFound(format!("request {id}")))
+            .ok_or_else(|| RaError::NotFound(format!("request {id}")))?;
+        Ok(RequestView {
+            certificate: view
+                .certificate
+                .filter(|_| request.status.has_certificate()),
+            request,
+        })
     }
 
     // ----- the deciders' use cases -----

@@ -383,7 +383,12 @@ async fn clients_install_only_their_organizations_approved_requests() {
         k.ra.acknowledge(&b, id, None).await.unwrap_err(),
         RaError::NotFound(_)
     ));
-    let r = k.ra.acknowledge(&a, id, Some("192.0.2.1")).await.unwrap();
+    let v = k.ra.acknowledge(&a, id, Some("192.0.2.1")).await.unwrap();
+    assert!(
+        v.certificate.is_some(),
+        "the installed request keeps its certificate"
+    );
+    let r = v.request;
     assert_eq!(r.status, RequestStatus::Installed);
     assert!(r.downloaded_by.unwrap().contains("alice"));
     assert_eq!(r.downloaded_at, Some(NOW));
@@ -468,7 +473,7 @@ async fn external_requests_are_decided_centrally_and_issued_for_their_names() {
     assert!(matches!(e, RaError::NotFound(_)), "{e}");
     assert!(k.ra.client_view(&plain, id).await.is_err());
     // The client downloads it; installing is for own machines only.
-    let r = k.ra.acknowledge(&s, id, None).await.unwrap();
+    let r = k.ra.acknowledge(&s, id, None).await.unwrap().request;
     assert_eq!(r.status, RequestStatus::Downloaded);
 }
 

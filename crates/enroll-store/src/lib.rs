@@ -47,6 +47,12 @@ pub trait Store: Send + Sync {
 
     fn add_package(&self, p: &PackageRecord) -> impl Future<Output = Result<()>> + Send;
     fn package(&self, id: &str) -> impl Future<Output = Result<Option<PackageRecord>>> + Send;
+    /// A package and its organization in one read: every client call
+    /// authenticates with it.
+    fn package_with_org(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<(PackageRecord, OrgRecord)>>> + Send;
     fn list_packages(&self) -> impl Future<Output = Result<Vec<PackageRecord>>> + Send;
     fn revoke_package(
         &self,
@@ -66,6 +72,12 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<(RequestId, Vec<RequestId>)>> + Send;
 
     fn request(&self, id: RequestId) -> impl Future<Output = Result<Option<RequestRecord>>> + Send;
+    /// A request and the certificate issued for it, if any, in one read:
+    /// every status refresh asks for both.
+    fn request_with_certificate(
+        &self,
+        id: RequestId,
+    ) -> impl Future<Output = Result<Option<(RequestRecord, Option<CertRecord>)>>> + Send;
     fn list_requests(
         &self,
         filter: &RequestFilter,

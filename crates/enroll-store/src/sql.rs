@@ -23,9 +23,19 @@ enum Backend {
 }
 
 /// The SQL store. Cheap to clone: it is a connection pool.
+///
+/// Writes go through `writer`. On SQLite that is a pool of one
+/// connection: SQLite admits one writer at a time, and writers that
+/// queue here wait their turn in order, where several connections
+/// would each take the lock in turn by polling (its busy handler sleeps
+/// for milliseconds between tries), wasting the time every commit's
+/// sync left free. Write transactions there begin IMMEDIATE, so a
+/// transaction never reads under a snapshot another process then
+/// invalidates. On PostgreSQL, `writer` is the same pool as `pool`.
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     pool: AnyPool,
+    writer: AnyPool,
     backend: Backend,
 }
 
@@ -53,9 +63,15 @@ impl SqlStore {
             }
             _ => url.to_owned(),
         };
-        let mut opts = AnyPoolOptions::new().max_connections(8);
-        if backend == Backend::Sqlite {
-            opts = opts.after_connect(|conn, _| {
+        let options = |max: u32| {
+            let opts = AnyPoolOptions::new().max_connections(max);
+            if backend != Backend::Sqlite {
+                return opts;
+            }
+            // A SQLite connection is a file handle on a thread of its
+            // own: there is no server to have gone away, and a ping per
+            // query is one more round trip to that thread.
+            opts.test_before_acquire(false).after_connect(|conn, _| {
                 Box::pin(async move {
                     // The operator's command line writes while the service
                     // runs: wait for the other writer rather than fail.
@@ -64,20 +80,30 @@ impl SqlStore {
                         .await?;
                     Ok(())
                 })
-            });
-        }
-        let pool = opts.connect(&url).await?;
+            })
+        };
+        let writer = options(if backend == Backend::Sqlite { 1 } else { 8 })
+            .connect(&url)
+            .await?;
         if backend == Backend::Sqlite {
             // WAL lets readers and one writer work at once; the mode is
             // stored in the file, so setting it once per open is enough.
             sqlx::query("PRAGMA journal_mode = WAL")
-                .execute(&pool)
+                .execute(&writer)
                 .await?;
-            SQLITE_MIGRATIONS.run(&pool).await?;
+            SQLITE_MIGRATIONS.run(&writer).await?;
         } else {
-            POSTGRES_MIGRATIONS.run(&pool).await?;
+            POSTGRES_MIGRATIONS.run(&writer).await?;
         }
-        Ok(SqlStore { pool, backend })
+        let pool = match backend {
+            Backend::Sqlite => options(8).connect(&url).await?,
+            Backend::Postgres => writer.clone(),
+        };
+        Ok(SqlStore {
+            pool,
+            writer,
+            backend,
+        })
     }
 
     /// Closes the pool. On SQLite the write-ahead log is folded into the
@@ -85,10 +111,11 @@ impl SqlStore {
     pub async fn close(&self) {
         if self.backend == Backend::Sqlite {
             let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await;
         }
         self.pool.close().await;
+        self.writer.close().await;
     }
 }
 
@@ -144,6 +171,65 @@ const REQUEST_COLUMNS: &str = "id, org_code, package_id, kind, enrollment_type, 
     csr_der, spki_der, alt_names, fqdn, mac, nic_id, processor_id, os_version, os_type, requester, source_addr, \
     phone, description, submitted_at, decided_at, decided_by, reason, downloaded_at, \
     downloaded_by";
+
+/// The columns a new request is stored with, in [`bind_new_request`]'s order.
+const NEW_REQUEST_COLUMNS: &str = "org_code, package_id, kind, enrollment_type, status, \
+    common_name, email, country, state, locality, organization_unit, key_desc, key_length, \
+    csr_der, fqdn, mac, nic_id, processor_id, os_version, os_type, requester, source_addr, \
+    phone, description, submitted_at, spki_der, alt_names";
+const NEW_REQUEST_COLUMN_COUNT: usize = 27;
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// Binds one new request's values, [`NEW_REQUEST_COLUMNS`] in order.
+fn bind_new_request<'q>(q: AnyQuery<'q>, r: &'q NewRequest, status: RequestStatus) -> AnyQuery<'q> {
+    let (s, d) = (&r.subject, &r.details);
+    let alt_names = (!r.alt_names.is_empty()).then(|| {
+        r.alt_names
+            .iter()
+            .map(AltName::to_text)
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    q.bind(s.organization.as_str())
+        .bind(&r.package_id)
+        .bind(r.kind.as_str())
+        .bind(r.enrollment_type.as_str())
+        .bind(status.as_str())
+        .bind(&s.common_name)
+        .bind(&s.email)
+        .bind(s.country.as_str())
+        .bind(&s.state)
+        .bind(&s.locality)
+        .bind(&s.organization_unit)
+        .bind(&r.key_desc)
+        .bind(r.key_length.map(i64::from))
+        .bind(&r.csr_der)
+        .bind(&d.fqdn)
+        .bind(&d.mac)
+        .bind(&d.nic_id)
+        .bind(&d.processor_id)
+        .bind(&d.os_version)
+        .bind(&d.os_type)
+        .bind(&d.requester)
+        .bind(&r.source_addr)
+        .bind(&d.phone)
+        .bind(&d.description)
+        .bind(r.submitted_at.0)
+        .bind(&r.spki_der)
+        .bind(alt_names)
+}
+
+/// `($1, …, $cols), ($cols+1, …)` for `rows` rows.
+fn placeholders(rows: usize, cols: usize) -> String {
+    (0..rows)
+        .map(|i| {
+            let marks: Vec<String> = (1..=cols).map(|c| format!("${}", i * cols + c)).collect();
+            format!("({})", marks.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 fn request_from_row(r: &AnyRow) -> Result<RequestRecord> {
     let org: String = r.try_get("org_code")?;
@@ -356,7 +442,7 @@ impl Store for SqlStore {
         .bind(&org.name)
         .bind(org.country.as_str())
         .bind(org.created_at.0)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| map_unique(e, format!("organization {}", org.code)))?;
         Ok(())
@@ -396,7 +482,7 @@ impl Store for SqlStore {
         .bind(&p.url)
         .bind(&p.credential_hash)
         .bind(p.created_at.0)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| map_unique(e, format!("package {}", p.id)))?;
         Ok(())
@@ -412,6 +498,29 @@ impl Store for SqlStore {
             .transpose()
     }
 
+    async fn package_with_org(&self, id: &str) -> Result<Option<(PackageRecord, OrgRecord)>> {
+        let Some(row) = sqlx::query(
+            "SELECT p.*, o.name AS org_name, o.country AS org_country, \
+             o.created_at AS org_created_at \
+             FROM packages p JOIN organizations o ON o.code = p.org_code WHERE p.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let package = package_from_row(&row)?;
+        let country: String = row.try_get("org_country")?;
+        let org = OrgRecord {
+            code: package.org.clone(),
+            name: row.try_get("org_name")?,
+            country: CountryCode::parse(&country).map_err(|_| corrupt("country", &country))?,
+            created_at: UnixTime(row.try_get("org_created_at")?),
+        };
+        Ok(Some((package, org)))
+    }
+
     async fn list_packages(&self) -> Result<Vec<PackageRecord>> {
         sqlx::query("SELECT * FROM packages ORDER BY created_at, id")
             .fetch_all(&self.pool)
@@ -422,7 +531,7 @@ impl Store for SqlStore {
     }
 
     async fn revoke_package(&self, id: &str, at: UnixTime, audit: &AuditEvent) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let done =
             sqlx::query("UPDATE packages SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(at.0)
@@ -466,6 +575,32 @@ impl Store for SqlStore {
         .as_ref()
         .map(request_from_row)
         .transpose()
+    }
+
+    async fn request_with_certificate(
+        &self,
+        id: RequestId,
+    ) -> Result<Option<(RequestRecord, Option<CertRecord>)>> {
+        // Column names are distinct across the two tables. The column
+        // list is a constant: nothing from outside is formatted in.
+        let Some(row) = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {REQUEST_COLUMNS}, serial, request_id, der, not_before, not_after, \
+             revoked_at, revocation_reason \
+             FROM requests LEFT JOIN certificates ON certificates.request_id = requests.id \
+             WHERE requests.id = $1"
+        )))
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let request = request_from_row(&row)?;
+        let cert = match row.try_get::<Option<String>, _>("serial")? {
+            Some(_) => Some(cert_from_row(&row)?),
+            None => None,
+        };
+        Ok(Some((request, cert)))
     }
 
     async fn list_requests(&self, f: &RequestFilter) -> Result<Vec<RequestRecord>> {
@@ -516,7 +651,7 @@ impl Store for SqlStore {
     }
 
     async fn change_status(&self, c: &StatusChange) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let (decided_by, reason) = match &c.decision {
             Some((who, why)) => (Some(who.clone()), why.clone()),
             None => (None, None),
@@ -612,7 +747,7 @@ impl Store for SqlStore {
     }
 
     async fn add_certificate(&self, cert: &CertRecord) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.writer.acquire().await?;
         insert_cert(&mut conn, cert).await
     }
 
@@ -622,7 +757,7 @@ impl Store for SqlStore {
         pickup: Option<&CredentialPickup>,
         audit: &AuditEvent,
     ) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let row = sqlx::query(
             "INSERT INTO operators (name, role, org_code, cert_serial, created_at) \
              VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -687,7 +822,7 @@ impl Store for SqlStore {
         reason: &str,
         audit: &AuditEvent,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let row = sqlx::query(
             "UPDATE operators SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
              RETURNING cert_serial",
@@ -721,7 +856,7 @@ impl Store for SqlStore {
             "DELETE FROM credential_pickups WHERE operator_id = $1 RETURNING p12, expires_at",
         )
         .bind(operator_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await?;
         let Some(row) = row else { return Ok(None) };
         let expires: i64 = row.try_get("expires_at")?;
@@ -734,7 +869,7 @@ impl Store for SqlStore {
         credential_hash: &str,
         audit: &AuditEvent,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "UPDATE packages SET credential_hash = $1 WHERE id = $2 AND revoked_at IS NULL",
         )
@@ -771,7 +906,7 @@ impl Store for SqlStore {
         .bind(crl.this_update.0)
         .bind(crl.next_update.0)
         .bind(&crl.der)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| map_unique(e, format!("CRL number {}", crl.number)))?;
         Ok(())
@@ -930,7 +1065,7 @@ impl Store for SqlStore {
     }
 
     async fn audit(&self, event: &AuditEvent) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.writer.acquire().await?;
         insert_audit(&mut conn, event).await
     }
 }
@@ -945,8 +1080,7 @@ impl SqlStore {
         cancelled: &AuditEvent,
     ) -> Result<(RequestId, Vec<RequestId>)> {
         let s = &r.subject;
-        let d = &r.details;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let rows = sqlx::query(
             "UPDATE requests SET status = $1, decided_at = $2, decided_by = $3, reason = $4 \
              WHERE org_code = $5 AND common_name = $6 AND status = $7 RETURNING id",
@@ -964,51 +1098,16 @@ impl SqlStore {
         for row in rows {
             gone.push(RequestId(row.try_get("id")?));
         }
-        let row = sqlx::query(
-            "INSERT INTO requests (org_code, package_id, kind, enrollment_type, status, \
-             common_name, email, country, state, locality, organization_unit, key_desc, \
-             key_length, csr_der, fqdn, mac, nic_id, processor_id, os_version, os_type, \
-             requester, source_addr, phone, description, submitted_at, spki_der, alt_names) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18, $19, $20, $21, $22, $23, $24, $25, $26, $27) RETURNING id",
+        // The column list is a constant: nothing from outside is formatted in.
+        let insert = format!(
+            "INSERT INTO requests ({NEW_REQUEST_COLUMNS}) VALUES {} RETURNING id",
+            placeholders(1, NEW_REQUEST_COLUMN_COUNT)
+        );
+        let row = bind_new_request(
+            sqlx::query(AssertSqlSafe(insert)),
+            r,
+            RequestStatus::Pending,
         )
-        .bind(s.organization.as_str())
-        .bind(&r.package_id)
-        .bind(r.kind.as_str())
-        .bind(r.enrollment_type.as_str())
-        .bind(RequestStatus::Pending.as_str())
-        .bind(&s.common_name)
-        .bind(&s.email)
-        .bind(s.country.as_str())
-        .bind(&s.state)
-        .bind(&s.locality)
-        .bind(&s.organization_unit)
-        .bind(&r.key_desc)
-        .bind(r.key_length.map(i64::from))
-        .bind(&r.csr_der)
-        .bind(&d.fqdn)
-        .bind(&d.mac)
-        .bind(&d.nic_id)
-        .bind(&d.processor_id)
-        .bind(&d.os_version)
-        .bind(&d.os_type)
-        .bind(&d.requester)
-        .bind(&r.source_addr)
-        .bind(&d.phone)
-        .bind(&d.description)
-        .bind(r.submitted_at.0)
-        .bind(&r.spki_der)
-        .bind(if r.alt_names.is_empty() {
-            None
-        } else {
-            Some(
-                r.alt_names
-                    .iter()
-                    .map(AltName::to_text)
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            )
-        })
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| {
@@ -1045,28 +1144,13 @@ impl SqlStore {
     /// benchmarks that need a large store fast; not part of the [`Store`]
     /// contract the use cases rely on.
     pub async fn bulk_insert_certificates(&self, certs: &[CertRecord]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         for chunk in certs.chunks(500) {
-            let mut sql = String::from(
+            let sql = format!(
                 "INSERT INTO certificates (serial, request_id, der, not_before, not_after, \
-                 revoked_at, revocation_reason) VALUES ",
+                 revoked_at, revocation_reason) VALUES {}",
+                placeholders(chunk.len(), 7)
             );
-            for i in 0..chunk.len() {
-                let b = i * 7;
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7
-                ));
-            }
             // Only placeholders are formatted in.
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for c in chunk {
@@ -1083,6 +1167,38 @@ impl SqlStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Inserts many requests at once with the statuses given and no audit
+    /// events: fixtures for benchmarks that need a million-row queue. Not
+    /// part of the [`Store`] contract; it skips what `submit` keeps (the
+    /// audit trail, auto-cancel), so `enrolld check` will list these rows.
+    pub async fn bulk_insert_requests(&self, rows: &[(NewRequest, RequestStatus)]) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        // 27 columns x 300 rows stays under both databases' limits on
+        // bound parameters (SQLite 32766, PostgreSQL 65535).
+        for chunk in rows.chunks(300) {
+            // Only constants and placeholders are formatted in.
+            let sql = format!(
+                "INSERT INTO requests ({NEW_REQUEST_COLUMNS}) VALUES {}",
+                placeholders(chunk.len(), NEW_REQUEST_COLUMN_COUNT)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (r, status) in chunk {
+                q = bind_new_request(q, r, *status);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A write transaction: on the writer pool, IMMEDIATE on SQLite.
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.writer.begin().await?,
+        })
     }
 
     /// Which database this store talks to, for logs and `--json` output.

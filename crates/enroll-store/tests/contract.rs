@@ -149,6 +149,11 @@ async fn contract(s: &SqlStore) {
     s.add_package(&package("pkg-1")).await.unwrap();
     let p = s.package("pkg-1").await.unwrap().unwrap();
     assert_eq!(p, package("pkg-1"));
+    assert_eq!(
+        s.package_with_org("pkg-1").await.unwrap(),
+        Some((package("pkg-1"), org()))
+    );
+    assert_eq!(s.package_with_org("pkg-nope").await.unwrap(), None);
 
     // Submit; a second request for the same machine cancels the first.
     let (id1, gone) = s
@@ -212,6 +217,18 @@ async fn contract(s: &SqlStore) {
     assert_eq!(s.certificate_by_serial("AA02").await.unwrap(), None);
     let cert = s.certificate_for_request(id2).await.unwrap().unwrap();
     assert_eq!(cert.serial, "AA01");
+    let (joined, joined_cert) = s.request_with_certificate(id2).await.unwrap().unwrap();
+    assert_eq!(joined.status, RequestStatus::Approved);
+    assert_eq!(joined.subject, request("HOST-A", 0).subject);
+    assert_eq!(joined_cert, Some(cert.clone()));
+    let (pending, none) = s.request_with_certificate(id3).await.unwrap().unwrap();
+    assert_eq!((pending.id, none), (id3, None));
+    assert!(
+        s.request_with_certificate(RequestId(999_999))
+            .await
+            .unwrap()
+            .is_none()
+    );
     let r2 = s.request(id2).await.unwrap().unwrap();
     assert_eq!(r2.status, RequestStatus::Approved);
     assert_eq!(r2.decided_by.as_deref(), Some("cli:admin"));

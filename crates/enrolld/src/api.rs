@@ -384,8 +384,7 @@ async fn installed(
     let session = authenticate(&ra, &headers).await?;
     let id = parse_id(&id)?;
     let source = conn.peer.ip().to_string();
-    ra.acknowledge(&session, id, Some(&source)).await?;
-    let view = ra.client_view(&session, id).await?;
+    let view = ra.acknowledge(&session, id, Some(&source)).await?;
     Ok(axum::Json(state_of(&view, &ra.ca().chain_pem())))
 }
 
