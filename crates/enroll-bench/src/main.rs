@@ -1,42 +1,128 @@
-//! `enroll-bench`: measurements for the README's performance section.
+//! `enroll-bench`: the measurements behind the README's performance
+//! section. Each command prints Markdown tables with the machine they ran
+//! on; `all` runs every one of them in one go. Build in release mode with
+//! the whole workspace (`enrolld` and `enroll` must sit beside this
+//! binary); PostgreSQL runs use a fresh database per benchmark.
 //!
-//! - `crl`: time to build and sign a CRL with N revoked entries, in the
-//!   PKI layer alone and through the registration authority on a SQLite
-//!   store holding N revoked certificates.
-//! - `ocsp`: OCSP responses per second from `enrolld` and from
-//!   `openssl ocsp` as a responder, same request, same load generator
-//!   (`wrk`), same machine.
-//!
-//! Build in release mode; `enrolld` must sit beside this binary.
+//! - `sign`: CA issuances per second beside `openssl speed` (1).
+//! - `e2e`: certificates end to end over HTTPS, SQLite and PostgreSQL (2).
+//! - `status`: status refresh with 10,000 enrolled clients, wrk (3).
+//! - `queue`: the approvers' queue with a million requests (4).
+//! - `submit`: `enroll submit` beside `openssl req -newkey` (5).
+//! - `cfssl`: side by side with `cfssl serve` (6).
+//! - `crl`, `ocsp`: revocation (CRL build, OCSP beside `openssl ocsp`).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod cfssl;
+mod e2e;
+mod load;
+mod queue;
+mod revocation;
+mod service;
+mod signing;
+mod status;
+mod submit;
+mod wrk;
 
-use anyhow::{Context, Result, bail};
-use aws_lc_rs::rand::SystemRandom;
-use base64::Engine as _;
-use clap::{Parser, Subcommand};
-use enroll_core::clock::FixedClock;
-use enroll_core::{RequestId, UnixTime};
-use enroll_pki::revocation::{Reason, Revoked, build_crl};
-use enroll_pki::{CaMaterial, IssuingCa, KeyType, Serial};
-use enroll_ra::{IssuePolicy, Ra};
-use enroll_store::{CertRecord, SqlStore};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+use crate::service::Db;
 
 #[derive(Parser, Debug)]
 #[command(
     name = "enroll-bench",
-    about = "Enroll benchmarks (release build, quiet machine)"
+    about = "Enroll benchmarks (release build, quiet machine); prints Markdown tables",
+    after_help = "Example:\n  cargo build --release --workspace\n  target/release/enroll-bench all"
 )]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
 }
 
+#[derive(Args, Debug, Clone)]
+struct Common {
+    /// Databases: sqlite, postgres, or sqlite,postgres.
+    #[arg(long, default_value = "sqlite,postgres")]
+    db: String,
+    /// A PostgreSQL URL allowed to create databases (a fresh one is made
+    /// beside it per benchmark and dropped afterwards).
+    #[arg(
+        long,
+        env = "ENROLL_TEST_POSTGRES",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    postgres: String,
+    /// Seconds measured per load point (after a warm-up of a fifth of it).
+    #[arg(long, default_value_t = 10)]
+    seconds: u32,
+}
+
+impl Common {
+    fn dbs(&self) -> Result<Vec<Db>> {
+        service::databases(&self.db, &self.postgres)
+    }
+    fn warmup(&self) -> Duration {
+        Duration::from_secs_f64(f64::from(self.seconds) / 5.0)
+    }
+    fn measure(&self) -> Duration {
+        Duration::from_secs(u64::from(self.seconds))
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// 1. CA issuances per second on every core, beside `openssl speed`.
+    Sign {
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+    },
+    /// 2. Certificates end to end over HTTPS (submit, approve, fetch, installed).
+    E2e {
+        #[command(flatten)]
+        common: Common,
+        /// Connection counts, comma-separated.
+        #[arg(long, default_value = "1,16,64", value_delimiter = ',')]
+        connections: Vec<usize>,
+        /// CA key types, comma-separated.
+        #[arg(long, default_value = "rsa-2048,ecdsa-p256", value_delimiter = ',')]
+        key_type: Vec<String>,
+    },
+    /// 3. Status refresh requests per second with enrolled clients (wrk).
+    Status {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 10_000)]
+        clients: usize,
+        #[arg(long, default_value = "16,64", value_delimiter = ',')]
+        connections: Vec<usize>,
+    },
+    /// 4. Queue pages with a million stored requests.
+    Queue {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        /// Timed repetitions of each page.
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+    },
+    /// 5. `enroll submit` beside `openssl req -newkey rsa:2048`.
+    Submit {
+        #[arg(long, default_value_t = 30)]
+        runs: usize,
+    },
+    /// 6. Side by side with `cfssl serve` (same load generator).
+    Cfssl {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value = "2,16", value_delimiter = ',')]
+        connections: Vec<usize>,
+        #[arg(long, default_value = "rsa-2048,ecdsa-p256", value_delimiter = ',')]
+        key_type: Vec<String>,
+    },
     /// CRL build time with N revoked entries.
     Crl {
         /// Entry counts, comma-separated.
@@ -46,331 +132,145 @@ enum Cmd {
     /// OCSP responses per second, enrolld beside `openssl ocsp`.
     Ocsp {
         #[arg(long, default_value_t = 16)]
-        connections: u32,
+        connections: usize,
         #[arg(long, default_value_t = 10)]
         seconds: u32,
     },
+    /// The time of one primary-key read through the store, per database.
+    Reads {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Every benchmark above with its defaults, in one run.
+    All {
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
-    let cores = std::thread::available_parallelism()
+fn cores() -> usize {
+    std::thread::available_parallelism()
         .map(|n| n.get())
-        .unwrap_or(1);
-    println!("machine: {cores} cores");
-    match cli.command {
-        Cmd::Crl { entries } => crl(&entries),
-        Cmd::Ocsp {
-            connections,
-            seconds,
-        } => ocsp(connections, seconds),
-    }
+        .unwrap_or(1)
 }
 
-const NOW: UnixTime = UnixTime(1_800_000_000);
-
-fn ca(kt: KeyType) -> Result<IssuingCa> {
-    let m = CaMaterial::create(kt, "Bench", UnixTime(NOW.0 - 86_400), &SystemRandom::new())?;
-    let key = enroll_pki::keys::load_key_pem(&m.issuing_key_pem)?;
-    Ok(IssuingCa::new(&m.issuing_cert_pem, &m.root_cert_pem, key)?)
+/// The machine, as the tables' heading.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let openssl = service::run_ok(Command::new("openssl").arg("version"))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_else(|_| "openssl missing".into());
+    format!("{} cores, {cpu}; {openssl}", cores())
 }
 
-fn crl(counts: &[usize]) -> Result<()> {
-    let rng = SystemRandom::new();
-    println!(
-        "| CA key | revoked entries | build + sign (PKI) | through the RA on SQLite | CRL size |"
-    );
-    println!("|---|---:|---:|---:|---:|");
-    for (name, kt) in [
-        ("RSA-2048", KeyType::Rsa2048),
-        ("ECDSA P-256", KeyType::EcdsaP256),
-    ] {
-        let ca = Arc::new(ca(kt)?);
-        for &n in counts {
-            let entries: Vec<Revoked> = (0..n)
-                .map(|i| {
-                    Ok(Revoked {
-                        serial: Serial::random(&rng)?,
-                        at: UnixTime(NOW.0 - i64::try_from(i % 86_400).unwrap_or(0)),
-                        reason: if i % 3 == 0 {
-                            Reason::KeyCompromise
-                        } else {
-                            Reason::Superseded
-                        },
-                    })
-                })
-                .collect::<Result<_, enroll_pki::PkiError>>()?;
-            let t = Instant::now();
-            let der = build_crl(&ca, 1, NOW, UnixTime(NOW.0 + 86_400), &entries)?;
-            let pki = t.elapsed();
-            let ra_time = crl_through_ra(ca.clone(), &entries)?;
-            println!(
-                "| {name} | {n} | {:.2} s | {:.2} s | {:.1} MB |",
-                pki.as_secs_f64(),
-                ra_time.as_secs_f64(),
-                der.len() as f64 / 1e6
-            );
-        }
-    }
+fn key_types(v: &[String]) -> Vec<&'static str> {
+    v.iter()
+        .map(|k| {
+            if k.starts_with("ecdsa") {
+                "ecdsa-p256"
+            } else {
+                "rsa-2048"
+            }
+        })
+        .collect()
+}
+
+fn sign(seconds: u32) -> Result<()> {
+    let (rows, parts) = signing::run(cores(), seconds)?;
+    signing::print(&rows, cores());
+    signing::print_breakdown(&parts);
     Ok(())
 }
 
-/// Stores `entries` as revoked certificates in a fresh SQLite file and
-/// times `Ra::publish_crl` (query, build, sign, store).
-fn crl_through_ra(ca: Arc<IssuingCa>, entries: &[Revoked]) -> Result<Duration> {
-    let dir = std::env::temp_dir().join(format!("enroll-bench-crl-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let rt = tokio::runtime::Runtime::new()?;
-    let out = rt.block_on(async {
-        let url = format!("sqlite://{}", dir.join("bench.db").display());
-        let store = SqlStore::connect(&url).await?;
-        let rows: Vec<CertRecord> = entries
-            .iter()
-            .map(|e| CertRecord {
-                serial: e.serial.to_hex(),
-                request_id: None::<RequestId>,
-                der: vec![0x30, 0x00],
-                not_before: UnixTime(NOW.0 - 86_400),
-                not_after: UnixTime(NOW.0 + 365 * 86_400),
-                revoked_at: Some(e.at),
-                revocation_reason: Some(e.reason.name().to_owned()),
-            })
-            .collect();
-        store.bulk_insert_certificates(&rows).await?;
-        let ra = Ra::new(store, ca, FixedClock(NOW), IssuePolicy::default());
-        let t = Instant::now();
-        let crl = ra.publish_crl().await?;
-        let took = t.elapsed();
-        anyhow::ensure!(crl.number == 1, "unexpected CRL number");
-        ra.store().close().await;
-        Ok::<_, anyhow::Error>(took)
-    });
-    let _ = std::fs::remove_dir_all(&dir);
-    out
-}
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn run_ok(cmd: &mut Command) -> Result<String> {
-    let out = cmd
-        .output()
-        .with_context(|| format!("cannot run {cmd:?}"))?;
-    if !out.status.success() {
-        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn wait_port(port: u16) -> Result<()> {
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(());
+fn main() -> Result<()> {
+    // ureq and enroll-pki both bring rustls providers; choose one.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let cli = Cli::parse();
+    println!("machine: {}", machine());
+    match cli.command {
+        Cmd::Sign { seconds } => sign(seconds)?,
+        Cmd::E2e {
+            common,
+            connections,
+            key_type,
+        } => e2e::print(&e2e::run(
+            &common.dbs()?,
+            &key_types(&key_type),
+            &connections,
+            common.warmup(),
+            common.measure(),
+        )?),
+        Cmd::Status {
+            common,
+            clients,
+            connections,
+        } => status::print(&status::run(
+            &common.dbs()?,
+            clients,
+            &connections,
+            common.seconds,
+        )?),
+        Cmd::Queue {
+            common,
+            rows,
+            samples,
+        } => queue::print(&queue::run(&common.dbs()?, rows, samples)?),
+        Cmd::Submit { runs } => submit::print(&submit::run(runs)?),
+        Cmd::Cfssl {
+            common,
+            connections,
+            key_type,
+        } => cfssl::print(&cfssl::run(
+            &key_types(&key_type),
+            &connections,
+            common.warmup(),
+            common.measure(),
+        )?),
+        Cmd::Reads { common } => {
+            for db in common.dbs()? {
+                let per = queue::point_reads(&db, 20_000)?;
+                println!(
+                    "| {} | one read by primary key | {:.1} µs |",
+                    db.name(),
+                    per.as_secs_f64() * 1e6
+                );
+            }
         }
-        std::thread::sleep(Duration::from_millis(100));
+        Cmd::Crl { entries } => revocation::crl(&entries)?,
+        Cmd::Ocsp {
+            connections,
+            seconds,
+        } => revocation::ocsp(connections, seconds)?,
+        Cmd::All { common } => {
+            let dbs = common.dbs()?;
+            let both = key_types(&["rsa-2048".into(), "ecdsa-p256".into()]);
+            sign(common.seconds)?;
+            e2e::print(&e2e::run(
+                &dbs,
+                &both,
+                &[1, 16, 64],
+                common.warmup(),
+                common.measure(),
+            )?);
+            status::print(&status::run(&dbs, 10_000, &[16, 64], common.seconds)?);
+            queue::print(&queue::run(&dbs, 1_000_000, 200)?);
+            submit::print(&submit::run(30)?);
+            cfssl::print(&cfssl::run(
+                &both,
+                &[2, 16],
+                common.warmup(),
+                common.measure(),
+            )?);
+            revocation::crl(&[100_000, 1_000_000])?;
+            revocation::ocsp(16, common.seconds)?;
+        }
     }
-    bail!("nothing listens on port {port}")
-}
-
-/// Runs wrk; returns (requests per second, p99 latency as wrk prints it).
-fn wrk(url: &str, connections: u32, seconds: u32) -> Result<(f64, String)> {
-    let out = run_ok(Command::new("wrk").args([
-        "-t",
-        "2",
-        "-c",
-        &connections.to_string(),
-        "-d",
-        &format!("{seconds}s"),
-        "--latency",
-        url,
-    ]))?;
-    let rps = out
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .context("wrk printed no Requests/sec")?;
-    let p99 = out
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("99%"))
-        .map(|v| v.trim().to_owned())
-        .unwrap_or_else(|| "?".into());
-    let errors = out
-        .lines()
-        .find(|l| l.contains("Non-2xx") || l.contains("Socket errors"));
-    if let Some(e) = errors {
-        eprintln!("wrk: {}", e.trim());
-    }
-    Ok((rps, p99))
-}
-
-fn bin_beside(name: &str) -> Result<PathBuf> {
-    let p = std::env::current_exe()?.with_file_name(name);
-    anyhow::ensure!(
-        p.is_file(),
-        "{} is missing: build it (cargo build --release -p enrolld)",
-        p.display()
-    );
-    Ok(p)
-}
-
-fn ocsp(connections: u32, seconds: u32) -> Result<()> {
-    for tool in ["wrk", "openssl"] {
-        run_ok(Command::new("sh").args(["-c", &format!("command -v {tool}")]))
-            .with_context(|| format!("{tool} is needed (apt-get install {tool})"))?;
-    }
-    let dir = std::env::temp_dir().join(format!("enroll-bench-ocsp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    let enrolld = bin_beside("enrolld")?;
-    let data = dir.join("data");
-    let http = free_port()?;
-    run_ok(
-        Command::new(&enrolld)
-            .args(["init", "--data"])
-            .arg(&data)
-            .args([
-                "--http-listen",
-                &format!("127.0.0.1:{http}"),
-                "--public-http-url",
-                &format!("http://127.0.0.1:{http}"),
-            ]),
-    )?;
-    let https = free_port()?;
-    let server = Kill(
-        Command::new(&enrolld)
-            .args(["serve", "--data"])
-            .arg(&data)
-            .args(["--listen", &format!("127.0.0.1:{https}")])
-            .env("ENROLLD_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()?,
-    );
-    wait_port(http)?;
-    // The service's own TLS certificate is a real issued certificate: ask
-    // about it (status good), as a relying party would.
-    let issuing = data.join("ca/issuing.pem");
-    let leaf = dir.join("leaf.pem");
-    run_ok(
-        Command::new("openssl")
-            .args(["x509", "-in"])
-            .arg(data.join("tls/server.pem"))
-            .arg("-out")
-            .arg(&leaf),
-    )?;
-    let req = dir.join("req.der");
-    run_ok(
-        Command::new("openssl")
-            .args(["ocsp", "-no_nonce", "-issuer"])
-            .arg(&issuing)
-            .arg("-cert")
-            .arg(&leaf)
-            .arg("-reqout")
-            .arg(&req),
-    )?;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&req)?);
-    let path = b64
-        .replace('+', "%2B")
-        .replace('/', "%2F")
-        .replace('=', "%3D");
-    // Check the answer once before loading.
-    let check = run_ok(
-        Command::new("openssl")
-            .args(["ocsp", "-no_nonce", "-issuer"])
-            .arg(&issuing)
-            .arg("-cert")
-            .arg(&leaf)
-            .args([
-                "-url",
-                &format!("http://127.0.0.1:{http}/ocsp"),
-                "-noverify",
-            ]),
-    )?;
-    anyhow::ensure!(
-        check.contains(": good"),
-        "enrolld's OCSP answer is wrong: {check}"
-    );
-    let ours = wrk(
-        &format!("http://127.0.0.1:{http}/ocsp/{path}"),
-        connections,
-        seconds,
-    )?;
-    drop(server);
-
-    // OpenSSL's responder: same CA, same delegated signer, an index with
-    // the same certificate.
-    let serial = run_ok(
-        Command::new("openssl")
-            .args(["x509", "-noout", "-serial", "-in"])
-            .arg(&leaf),
-    )?;
-    let serial = serial.trim().trim_start_matches("serial=").to_owned();
-    let subject = run_ok(
-        Command::new("openssl")
-            .args(["x509", "-noout", "-subject", "-nameopt", "compat", "-in"])
-            .arg(&leaf),
-    )?;
-    let subject = subject.trim().trim_start_matches("subject=").to_owned();
-    let index = dir.join("index.txt");
-    std::fs::write(
-        &index,
-        format!("V\t301231000000Z\t\t{serial}\tunknown\t{subject}\n"),
-    )?;
-    let port = free_port()?;
-    let _openssl = Kill(
-        Command::new("openssl")
-            .args(["ocsp", "-port", &port.to_string(), "-index"])
-            .arg(&index)
-            .arg("-CA")
-            .arg(&issuing)
-            .arg("-rsigner")
-            .arg(data.join("ocsp/ocsp.pem"))
-            .arg("-rkey")
-            .arg(data.join("ocsp/ocsp.key"))
-            .args(["-nmin", "60"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
-    wait_port(port)?;
-    let check = run_ok(
-        Command::new("openssl")
-            .args(["ocsp", "-no_nonce", "-issuer"])
-            .arg(&issuing)
-            .arg("-cert")
-            .arg(&leaf)
-            .args(["-url", &format!("http://127.0.0.1:{port}/"), "-noverify"]),
-    )?;
-    anyhow::ensure!(
-        check.contains(": good"),
-        "openssl's OCSP answer is wrong: {check}"
-    );
-    let theirs = wrk(
-        &format!("http://127.0.0.1:{port}/{path}"),
-        connections,
-        seconds,
-    )?;
-    println!("| responder | connections | responses/s | p99 |");
-    println!("|---|---:|---:|---:|");
-    println!(
-        "| enrolld (RSA-2048 signer, SQLite) | {connections} | {:.0} | {} |",
-        ours.0, ours.1
-    );
-    println!(
-        "| openssl ocsp (same signer, index file) | {connections} | {:.0} | {} |",
-        theirs.0, theirs.1
-    );
-    let _ = std::fs::remove_dir_all(&dir);
-    let _ = Path::new(&dir);
     Ok(())
 }
