@@ -21,6 +21,11 @@ pub struct SubmitRow {
     pub ours_median: Duration,
     pub openssl_mean: Duration,
     pub openssl_median: Duration,
+    /// RSA-2048 key generation alone, in this process (aws-lc, as the
+    /// client does it): what the rest of `enroll submit` adds is the
+    /// difference.
+    pub keygen_mean: Duration,
+    pub keygen_median: Duration,
 }
 
 fn stats(mut v: Vec<Duration>) -> (Duration, Duration) {
@@ -37,8 +42,11 @@ pub fn run(runs: usize) -> Result<SubmitRow> {
     let store = svc.scratch.join("store");
     let out = svc.scratch.join("openssl");
     std::fs::create_dir_all(&out)?;
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let (mut ours, mut theirs, mut keygen) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
+        let t = Instant::now();
+        enroll_pki::KeyType::Rsa2048.generate()?;
+        keygen.push(t.elapsed());
         let t = Instant::now();
         run_ok(
             Command::new(&client)
@@ -66,7 +74,10 @@ pub fn run(runs: usize) -> Result<SubmitRow> {
     }
     let (ours_mean, ours_median) = stats(ours);
     let (openssl_mean, openssl_median) = stats(theirs);
+    let (keygen_mean, keygen_median) = stats(keygen);
     Ok(SubmitRow {
+        keygen_mean,
+        keygen_median,
         runs,
         ours_mean,
         ours_median,
@@ -91,6 +102,11 @@ pub fn print(r: &SubmitRow) {
         "| `openssl req -new -newkey rsa:2048 -nodes` (key and CSR only) | {} | {} |",
         ms(r.openssl_mean),
         ms(r.openssl_median)
+    );
+    println!(
+        "| RSA-2048 key generation alone (aws-lc, in process) | {} | {} |",
+        ms(r.keygen_mean),
+        ms(r.keygen_median)
     );
     let ratio = r.ours_mean.as_secs_f64() / r.openssl_mean.as_secs_f64().max(1e-9);
     println!(

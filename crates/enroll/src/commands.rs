@@ -1,8 +1,6 @@
 //! One function per client command. Each returns the process exit code.
 
 use std::io::IsTerminal;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 use base64::Engine as _;
@@ -209,21 +207,25 @@ fn with_progress<T>(label: &str, f: impl FnOnce() -> T) -> T {
     if !std::io::stderr().is_terminal() {
         return f();
     }
-    let done = Arc::new(AtomicBool::new(false));
-    let flag = done.clone();
+    // The spinner waits on a channel, not a sleep, so it stops the
+    // moment the work is done rather than at its next frame.
+    let (done, stopped) = std::sync::mpsc::channel::<()>();
     let label = label.to_owned();
     let spinner = std::thread::spawn(move || {
         let frames = ['|', '/', '-', '\\'];
         let mut i = 0usize;
-        while !flag.load(Ordering::Relaxed) {
+        loop {
             eprint!("\r{label} {}", frames.get(i % 4).copied().unwrap_or('-'));
             i += 1;
-            std::thread::sleep(std::time::Duration::from_millis(120));
+            match stopped.recv_timeout(std::time::Duration::from_millis(120)) {
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                _ => break,
+            }
         }
         eprint!("\r{label} done\n");
     });
     let out = f();
-    done.store(true, Ordering::Relaxed);
+    let _ = done.send(());
     let _ = spinner.join();
     out
 }
