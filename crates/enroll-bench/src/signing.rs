@@ -144,7 +144,7 @@ pub fn breakdown(kt: KeyType, ca_key: &'static str) -> Result<Breakdown> {
     };
     let params = workstation_params(&spki, Serial::random(&rng)?);
     let copy = ca.preview(&params)?.der;
-    let issuer_der = ca.cert_der();
+    let issuer = enroll_pki::lint::IssuerFacts::from_der(&ca.cert_der());
     let preview = micros_per(n, || {
         ca.preview(&params)?;
         Ok(())
@@ -154,7 +154,7 @@ pub fn breakdown(kt: KeyType, ca_key: &'static str) -> Result<Breakdown> {
             &copy,
             enroll_pki::lint::Expectations {
                 profile: Profile::ClientAuth,
-                issuer_der: &issuer_der,
+                issuer: issuer.as_ref(),
                 revocation: true,
             },
         );

@@ -138,6 +138,8 @@ pub struct IssuingCa<S: Signer = KeyPair> {
     /// to ours but for the signature value, so the lint sees exactly what
     /// we would sign, for the cost of building it once more.
     lint_issuer: Issuer<'static, NoSignature>,
+    /// The issuing CA's side of the lint's checks, read once.
+    lint_facts: Option<crate::lint::IssuerFacts>,
     cert_pem: String,
     cert_der: Vec<u8>,
     root_pem: String,
@@ -177,6 +179,7 @@ impl<S: Signer> IssuingCa<S> {
         Ok(IssuingCa {
             issuer,
             lint_issuer,
+            lint_facts: crate::lint::IssuerFacts::from_der(&der),
             cert_der: der.clone(),
             cert_pem: cert_pem.to_owned(),
             root_pem: root_pem.to_owned(),
@@ -221,7 +224,7 @@ impl<S: Signer> IssuingCa<S> {
             copy.der(),
             crate::lint::Expectations {
                 profile: params.profile,
-                issuer_der: &self.cert_der,
+                issuer: self.lint_facts.as_ref(),
                 revocation: params.revocation.is_some(),
             },
         );

@@ -74,9 +74,9 @@ const KNOWN: [&str; 9] = [
 #[derive(Debug, Clone, Copy)]
 pub struct Expectations<'a> {
     pub profile: Profile,
-    /// The issuing CA's certificate (DER): issuer name, key identifier
+    /// The issuing CA, read once (`IssuerFacts::from_der`): issuer name, key identifier
     /// and validity are checked against it.
-    pub issuer_der: &'a [u8],
+    pub issuer: Option<&'a IssuerFacts>,
     /// CRL distribution point and authority information access expected.
     pub revocation: bool,
 }
@@ -102,6 +102,35 @@ impl Out {
 
 /// Lints a certificate (DER). Never fails: what cannot be read is itself
 /// a finding.
+/// What the lint compares a certificate with on its issuing CA's side,
+/// read from the CA's certificate once rather than at every issuance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerFacts {
+    subject: Vec<u8>,
+    not_before: i64,
+    not_after: i64,
+    key_id: Option<Vec<u8>>,
+}
+
+impl IssuerFacts {
+    /// `None` when `der` is not a certificate.
+    pub fn from_der(der: &[u8]) -> Option<IssuerFacts> {
+        let (_, c) = X509Certificate::from_der(der).ok()?;
+        Some(IssuerFacts {
+            subject: c.tbs_certificate.subject.as_raw().to_vec(),
+            not_before: c.validity().not_before.timestamp(),
+            not_after: c.validity().not_after.timestamp(),
+            key_id: c
+                .extensions()
+                .iter()
+                .find_map(|e| match e.parsed_extension() {
+                    ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
+                    _ => None,
+                }),
+        })
+    }
+}
+
 pub fn lint(der: &[u8], exp: Expectations<'_>) -> Vec<Finding> {
     let mut out = Out(Vec::new());
     let cert = match X509Certificate::from_der(der) {
@@ -115,17 +144,15 @@ pub fn lint(der: &[u8], exp: Expectations<'_>) -> Vec<Finding> {
             return out.0;
         }
     };
-    let issuer = X509Certificate::from_der(exp.issuer_der)
-        .ok()
-        .map(|(_, c)| c);
-    check_basics(&cert, issuer.as_ref(), &mut out);
+    let issuer = exp.issuer;
+    check_basics(&cert, issuer, &mut out);
     check_subject(&cert, &mut out);
     check_key(&cert, &mut out);
-    check_extensions(&cert, issuer.as_ref(), exp, &mut out);
+    check_extensions(&cert, issuer, exp, &mut out);
     out.0
 }
 
-fn check_basics(c: &X509Certificate<'_>, issuer: Option<&X509Certificate<'_>>, out: &mut Out) {
+fn check_basics(c: &X509Certificate<'_>, issuer: Option<&IssuerFacts>, out: &mut Out) {
     if c.version() != X509Version::V3 {
         out.error(
             "lint.version",
@@ -168,16 +195,16 @@ fn check_basics(c: &X509Certificate<'_>, issuer: Option<&X509Certificate<'_>>, o
         out.error("lint.validity", "the validity ends before it starts");
     }
     if let Some(i) = issuer {
-        if c.tbs_certificate.issuer.as_raw() != i.tbs_certificate.subject.as_raw() {
+        if c.tbs_certificate.issuer.as_raw() != i.subject.as_slice() {
             out.error(
                 "lint.issuer",
                 "the issuer name is not the issuing CA's subject, byte for byte",
             );
         }
-        if na > i.validity().not_after.timestamp() {
+        if na > i.not_after {
             out.error("lint.validity", "the certificate outlives its issuing CA");
         }
-        if nb < i.validity().not_before.timestamp() {
+        if nb < i.not_before {
             out.error(
                 "lint.validity",
                 "the certificate starts before its issuing CA",
@@ -313,7 +340,7 @@ fn expected_ku(profile: Profile, rsa: bool) -> (bool, bool, bool) {
 
 fn check_extensions(
     c: &X509Certificate<'_>,
-    issuer: Option<&X509Certificate<'_>>,
+    issuer: Option<&IssuerFacts>,
     exp: Expectations<'_>,
     out: &mut Out,
 ) {
@@ -340,7 +367,12 @@ fn check_extensions(
         }
         seen.push(oid);
     }
-    let find = |oid: &str| c.extensions().iter().find(|e| e.oid.to_id_string() == oid);
+    // `seen` holds every extension's OID, in order: found by position.
+    let find = |oid: &str| {
+        seen.iter()
+            .position(|s| s == oid)
+            .and_then(|i| c.extensions().get(i))
+    };
     let rsa = matches!(c.public_key().parsed(), Ok(PublicKey::RSA(_)));
 
     match find(OID_BC).map(|e| e.parsed_extension()) {
@@ -434,14 +466,7 @@ fn check_extensions(
             "the subject key identifier is missing (RFC 5280 4.2.1.2)",
         ),
     }
-    let issuer_ski = issuer.and_then(|i| {
-        i.extensions()
-            .iter()
-            .find_map(|e| match e.parsed_extension() {
-                ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
-                _ => None,
-            })
-    });
+    let issuer_ski = issuer.and_then(|i| i.key_id.clone());
     match find(OID_AKI).map(|e| e.parsed_extension()) {
         Some(ParsedExtension::AuthorityKeyIdentifier(a)) => {
             let keyid = a.key_identifier.as_ref().map(|k| k.0.to_vec());
@@ -644,7 +669,7 @@ mod tests {
             b"\x30\x03\x02\x01\x00",
             Expectations {
                 profile: Profile::ClientAuth,
-                issuer_der: b"",
+                issuer: None,
                 revocation: true,
             },
         );
