@@ -399,6 +399,43 @@ impl Where {
     }
 }
 
+/// The queue filter as SQL, with `before` replaced by `below` when given.
+fn request_where(f: &RequestFilter, below: Option<i64>) -> Where {
+    let mut w = Where::default();
+    if let Some(st) = f.status {
+        w.push("status = ?", Arg::Text(st.as_str().to_owned()));
+    }
+    if let Some(o) = &f.org {
+        w.push("org_code = ?", Arg::Text(o.as_str().to_owned()));
+    }
+    match f.kinds.as_slice() {
+        [] => {}
+        [k] => w.push("kind = ?", Arg::Text(k.as_str().to_owned())),
+        kinds => {
+            // Kinds are a closed set of constants: formatting them in
+            // keeps the statement count small.
+            let list = kinds
+                .iter()
+                .map(|k| format!("'{}'", k.as_str()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            w.clauses.push(format!("kind IN ({list})"));
+        }
+    }
+    if let Some(t) = f.text.as_deref().filter(|t| !t.is_empty()) {
+        w.push(
+            "(LOWER(common_name) LIKE ? ESCAPE '\\' \
+                 OR LOWER(COALESCE(requester, '')) LIKE ? ESCAPE '\\' \
+                 OR LOWER(COALESCE(description, '')) LIKE ? ESCAPE '\\')",
+            Arg::Text(like_pattern(t)),
+        );
+    }
+    if let Some(b) = below.or(f.before.map(|b| b.0)) {
+        w.push("id < ?", Arg::Int(b));
+    }
+    w
+}
+
 /// `%text%` for LIKE, lower-cased, with LIKE's own characters escaped.
 fn like_pattern(text: &str) -> String {
     let mut p = String::with_capacity(text.len() + 2);
@@ -604,50 +641,15 @@ impl Store for SqlStore {
     }
 
     async fn list_requests(&self, f: &RequestFilter) -> Result<Vec<RequestRecord>> {
-        let mut w = Where::default();
-        if let Some(st) = f.status {
-            w.push("status = ?", Arg::Text(st.as_str().to_owned()));
+        let text = f.text.as_deref().filter(|t| !t.is_empty());
+        // The trigram index knows strings of three characters and more.
+        if let (Backend::Sqlite, Some(t)) = (self.backend, text)
+            && t.chars().count() >= 3
+        {
+            return self.search_requests(f, t).await;
         }
-        if let Some(o) = &f.org {
-            w.push("org_code = ?", Arg::Text(o.as_str().to_owned()));
-        }
-        match f.kinds.as_slice() {
-            [] => {}
-            [k] => w.push("kind = ?", Arg::Text(k.as_str().to_owned())),
-            kinds => {
-                // Kinds are a closed set of constants: formatting them in
-                // keeps the statement count small.
-                let list = kinds
-                    .iter()
-                    .map(|k| format!("'{}'", k.as_str()))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                w.clauses.push(format!("kind IN ({list})"));
-            }
-        }
-        if let Some(t) = f.text.as_deref().filter(|t| !t.is_empty()) {
-            w.push(
-                "(LOWER(common_name) LIKE ? ESCAPE '\\' \
-                 OR LOWER(COALESCE(requester, '')) LIKE ? ESCAPE '\\' \
-                 OR LOWER(COALESCE(description, '')) LIKE ? ESCAPE '\\')",
-                Arg::Text(like_pattern(t)),
-            );
-        }
-        if let Some(b) = f.before {
-            w.push("id < ?", Arg::Int(b.0));
-        }
-        let limit = clamp_limit(f.limit);
-        // Only constants, placeholders and a clamped integer are formatted in.
-        let sql = format!(
-            "SELECT {REQUEST_COLUMNS} FROM requests{} ORDER BY id DESC LIMIT {limit}",
-            w.sql()
-        );
-        w.bind(sqlx::query(AssertSqlSafe(sql)))
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(request_from_row)
-            .collect()
+        self.select_requests(request_where(f, None), clamp_limit(f.limit))
+            .await
     }
 
     async fn change_status(&self, c: &StatusChange) -> Result<()> {
@@ -1191,6 +1193,66 @@ impl SqlStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Requests matching `w`, newest first, at most `limit`.
+    async fn select_requests(&self, w: Where, limit: u32) -> Result<Vec<RequestRecord>> {
+        // Only constants, placeholders and a clamped integer are formatted in.
+        let sql = format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests{} ORDER BY id DESC LIMIT {limit}",
+            w.sql()
+        );
+        w.bind(sqlx::query(AssertSqlSafe(sql)))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(request_from_row)
+            .collect()
+    }
+
+    /// The queue with a text filter on SQLite: the trigram index names
+    /// candidate ids newest first, a batch at a time; each batch is then
+    /// filtered like any page (the LIKE test stays the authority), until
+    /// the page is full or the index has no more. A common word fills the
+    /// page from the first batch; a rare one costs only its few hits;
+    /// neither scans the table.
+    async fn search_requests(&self, f: &RequestFilter, text: &str) -> Result<Vec<RequestRecord>> {
+        const BATCH: usize = 512;
+        let limit = clamp_limit(f.limit);
+        // An FTS5 string: the words as one phrase, quotes doubled.
+        let phrase = format!("\"{}\"", text.to_lowercase().replace('"', "\"\""));
+        let mut below = f.before.map_or(i64::MAX, |b| b.0);
+        let mut out: Vec<RequestRecord> = Vec::new();
+        loop {
+            let hits: Vec<i64> = sqlx::query(
+                "SELECT rowid FROM requests_search WHERE requests_search MATCH $1 \
+                 AND rowid < $2 ORDER BY rowid DESC LIMIT 512",
+            )
+            .bind(&phrase)
+            .bind(below)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<i64, _>(0))
+            .collect::<std::result::Result<_, _>>()?;
+            let Some(&lowest) = hits.last() else { break };
+            let mut w = request_where(f, Some(below));
+            // Integers the database just gave: nothing from outside.
+            w.clauses.push(format!(
+                "id IN ({})",
+                hits.iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            let want = limit - u32::try_from(out.len()).unwrap_or(limit);
+            out.extend(self.select_requests(w, want).await?);
+            if out.len() >= limit as usize || hits.len() < BATCH {
+                break;
+            }
+            below = lowest;
+        }
+        Ok(out)
     }
 
     /// A write transaction: on the writer pool, IMMEDIATE on SQLite.

@@ -630,6 +630,72 @@ async fn races(s: &SqlStore) {
     assert_eq!(approvals, 1, "only the winner's audit event is stored");
 }
 
+/// The queue's text search past one batch of the index's hits: 600
+/// requests by one requester, the oldest of them the only server request.
+async fn search(s: &SqlStore) {
+    let mut ids = Vec::new();
+    for i in 0..600 {
+        let mut r = request(&format!("SRCH-{i:04}"), 1_000 + i);
+        r.details.requester = Some("Durand".into());
+        r.details.description = Some(format!("batch {i} \"quoted\" 100%"));
+        if i == 0 {
+            r.kind = RequestKind::Server;
+        }
+        let (id, _) = s
+            .submit(&r, &event("submit"), &event("cancel"))
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let find =
+        |text: &str, kinds: Vec<RequestKind>, before: Option<RequestId>, limit| RequestFilter {
+            text: Some(text.into()),
+            kinds,
+            before,
+            limit,
+            ..Default::default()
+        };
+    let got = |v: Vec<enroll_store::RequestRecord>| v.iter().map(|r| r.id).collect::<Vec<_>>();
+    // The only match is 599 hits down: found across batches.
+    assert_eq!(
+        got(s
+            .list_requests(&find("durand", vec![RequestKind::Server], None, 10))
+            .await
+            .unwrap()),
+        [ids[0]]
+    );
+    assert_eq!(
+        got(s
+            .list_requests(&find("srch-0007", vec![], None, 10))
+            .await
+            .unwrap()),
+        [ids[7]]
+    );
+    // Keyset paging: the page after the 100 newest, newest first.
+    let newest: Vec<_> = ids.iter().rev().copied().collect();
+    assert_eq!(
+        got(s
+            .list_requests(&find("DURAND", vec![], Some(newest[99]), 50))
+            .await
+            .unwrap()),
+        newest[100..150]
+    );
+    // Quotes and LIKE's own characters are text like any other.
+    assert_eq!(
+        s.list_requests(&find("\"quoted\" 100%", vec![], None, 1000))
+            .await
+            .unwrap()
+            .len(),
+        600
+    );
+    assert!(
+        s.list_requests(&find("quoted\" 1000", vec![], None, 10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_file_meets_the_contract() {
     let dir = std::env::temp_dir().join(unique("store"));
@@ -639,6 +705,7 @@ async fn sqlite_file_meets_the_contract() {
     assert_eq!(s.backend_name(), "sqlite");
     contract(&s).await;
     races(&s).await;
+    search(&s).await;
     let report = s.check_consistency().await.unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert!(report.requests > 0 && report.certificates > 0 && report.audit_events > 0);
@@ -683,6 +750,7 @@ async fn postgres_meets_the_contract() {
     assert_eq!(s.backend_name(), "postgres");
     contract(&s).await;
     races(&s).await;
+    search(&s).await;
     let report = s.check_consistency().await.unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     s.close().await;
