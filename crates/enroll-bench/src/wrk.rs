@@ -68,6 +68,9 @@ fn parse(out: &str) -> Result<(f64, Duration, Option<String>)> {
         })
         .map(|l| l.trim().to_owned())
         .collect::<Vec<_>>();
+    if rps <= 0.0 {
+        anyhow::bail!("wrk completed no request:\n{out}");
+    }
     Ok((rps, p99, (!errors.is_empty()).then(|| errors.join("; "))))
 }
 
