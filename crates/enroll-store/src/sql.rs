@@ -65,8 +65,21 @@ impl SqlStore {
         };
         let options = |max: u32| {
             let opts = AnyPoolOptions::new().max_connections(max);
-            if backend != Backend::Sqlite {
-                return opts;
+            if backend == Backend::Postgres {
+                return opts.after_connect(|conn, _| {
+                    Box::pin(async move {
+                        // Plans for this statement's values: a generic plan
+                        // cannot see that `LIKE '%rare%'` is rare, scans the
+                        // table backwards instead of the trigram indexes,
+                        // and takes seconds at a million requests. JIT
+                        // compilation costs more than any of our queries.
+                        sqlx::query("SET plan_cache_mode = force_custom_plan")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("SET jit = off").execute(&mut *conn).await?;
+                        Ok(())
+                    })
+                });
             }
             // A SQLite connection is a file handle on a thread of its
             // own: there is no server to have gone away, and a ping per
@@ -1210,26 +1223,54 @@ impl SqlStore {
             .collect()
     }
 
-    /// The queue with a text filter on SQLite: the trigram index names
-    /// candidate ids newest first, a batch at a time; each batch is then
-    /// filtered like any page (the LIKE test stays the authority), until
-    /// the page is full or the index has no more. A common word fills the
-    /// page from the first batch; a rare one costs only its few hits;
-    /// neither scans the table.
+    /// The queue with a text filter on SQLite, in two steps. First the
+    /// newest `WINDOW` requests the other filters let through are tested
+    /// directly: a common word (a requester among the Pending) fills the
+    /// page there. Below that window, the trigram index names candidate
+    /// ids newest first, in growing batches, each filtered like any page
+    /// (the LIKE test stays the authority), until the page is full or the
+    /// index has no more: a rare word costs its few hits, not a scan.
     async fn search_requests(&self, f: &RequestFilter, text: &str) -> Result<Vec<RequestRecord>> {
-        const BATCH: usize = 512;
+        const WINDOW: i64 = 500;
         let limit = clamp_limit(f.limit);
+        let without_text = RequestFilter {
+            text: None,
+            ..f.clone()
+        };
+        // The window's lowest id and size: index only, no row read.
+        let w = request_where(&without_text, None);
+        // Only constants and placeholders are formatted in.
+        let sql = format!(
+            "SELECT MIN(id) AS low, COUNT(*) AS n FROM \
+             (SELECT id FROM requests{} ORDER BY id DESC LIMIT {WINDOW})",
+            w.sql()
+        );
+        let row = w
+            .bind(sqlx::query(AssertSqlSafe(sql)))
+            .fetch_one(&self.pool)
+            .await?;
+        let (low, n): (Option<i64>, i64) = (row.try_get("low")?, row.try_get("n")?);
+        let Some(low) = low else {
+            return Ok(Vec::new());
+        };
+        let mut w = request_where(f, None);
+        w.push("id >= ?", Arg::Int(low));
+        let mut out = self.select_requests(w, limit).await?;
+        if out.len() >= limit as usize || n < WINDOW {
+            return Ok(out);
+        }
         // An FTS5 string: the words as one phrase, quotes doubled.
         let phrase = format!("\"{}\"", text.to_lowercase().replace('"', "\"\""));
-        let mut below = f.before.map_or(i64::MAX, |b| b.0);
-        let mut out: Vec<RequestRecord> = Vec::new();
+        let mut below = low;
+        let mut batch: i64 = 1024;
         loop {
             let hits: Vec<i64> = sqlx::query(
                 "SELECT rowid FROM requests_search WHERE requests_search MATCH $1 \
-                 AND rowid < $2 ORDER BY rowid DESC LIMIT 512",
+                 AND rowid < $2 ORDER BY rowid DESC LIMIT $3",
             )
             .bind(&phrase)
             .bind(below)
+            .bind(batch)
             .fetch_all(&self.pool)
             .await?
             .iter()
@@ -1247,10 +1288,11 @@ impl SqlStore {
             ));
             let want = limit - u32::try_from(out.len()).unwrap_or(limit);
             out.extend(self.select_requests(w, want).await?);
-            if out.len() >= limit as usize || hits.len() < BATCH {
+            if out.len() >= limit as usize || (hits.len() as i64) < batch {
                 break;
             }
             below = lowest;
+            batch = (batch * 2).min(16_384);
         }
         Ok(out)
     }

@@ -630,8 +630,9 @@ async fn races(s: &SqlStore) {
     assert_eq!(approvals, 1, "only the winner's audit event is stored");
 }
 
-/// The queue's text search past one batch of the index's hits: 600
-/// requests by one requester, the oldest of them the only server request.
+/// The queue's text search below the newest 500 requests, where SQLite
+/// asks its trigram index: 600 requests by one requester, the oldest of
+/// them the only server request and the only one with a needle.
 async fn search(s: &SqlStore) {
     let mut ids = Vec::new();
     for i in 0..600 {
@@ -640,6 +641,7 @@ async fn search(s: &SqlStore) {
         r.details.description = Some(format!("batch {i} \"quoted\" 100%"));
         if i == 0 {
             r.kind = RequestKind::Server;
+            r.details.description = Some("a NEEDLE in \"quoted\" 100%".into());
         }
         let (id, _) = s
             .submit(&r, &event("submit"), &event("cancel"))
