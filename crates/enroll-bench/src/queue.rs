@@ -86,6 +86,7 @@ fn fixture(i: usize, f: &Fixtures, now: i64) -> (NewRequest, RequestStatus) {
     };
     let new = NewRequest {
         package_id: f.packages.get(o).cloned().unwrap_or_default(),
+        environment: "Prod".into(),
         kind,
         enrollment_type: if kind == RequestKind::External {
             EnrollmentType::External

@@ -554,7 +554,14 @@ impl<S: Store, C: Clock> Ra<S, C> {
     pub async fn authenticate_package(&self, presented: &str) -> Result<PackageSession> {
         let (id, secret) =
             Credential::split(presented).map_err(|e| RaError::Unauthenticated(e.to_string()))?;
-        let unknown = || RaError::Unauthenticated("unknown package credential".into());
+        let unknown = || {
+            RaError::Unauthenticated(
+                "unknown package credential: this package is not (or no longer) known to the \
+             service, or its credential was replaced; ask the central administrator for a new \
+             package or credential"
+                    .into(),
+            )
+        };
         let (package, org) = self.store.package_with_org(id).await?.ok_or_else(unknown)?;
         if !Credential::matches(secret, &package.credential_hash) {
             return Err(unknown());
@@ -620,6 +627,7 @@ impl<S: Store, C: Clock> Ra<S, C> {
         let now = self.clock.now();
         let new = NewRequest {
             package_id: session.package.id.clone(),
+            environment: session.package.environment.clone(),
             kind,
             enrollment_type: session.package.enrollment_type,
             subject,
@@ -698,6 +706,7 @@ impl<S: Store, C: Clock> Ra<S, C> {
         };
         let new = NewRequest {
             package_id: session.package.id.clone(),
+            environment: session.package.environment.clone(),
             kind: RequestKind::External,
             enrollment_type: EnrollmentType::External,
             subject,
@@ -733,8 +742,8 @@ impl<S: Store, C: Clock> Ra<S, C> {
     }
 
     /// Stores a validated request as Pending and, in the same transaction,
-    /// cancels the Pending request of the same machine (organization and
-    /// common name), each change with its audit event.
+    /// cancels the Pending request of the same machine (organization,
+    /// environment and common name), each change with its audit event.
     async fn store_pending(
         &self,
         session: &PackageSession,
@@ -930,13 +939,32 @@ impl<S: Store, C: Clock> Ra<S, C> {
         Ok(request)
     }
 
+    /// A request an operator is about to decide. A manager is refused
+    /// what they may not see exactly as `show` refuses it, so deciding
+    /// tells no more than looking (whether another organization's request
+    /// exists, or is a server's); within their own, the transition table
+    /// gives the reason.
+    async fn decidable(
+        &self,
+        actor: &Actor,
+        id: RequestId,
+        source: Option<&str>,
+        action: &str,
+    ) -> Result<RequestRecord> {
+        match actor.role {
+            Role::OrgManager(_) => self.visible(actor, id, source, action).await,
+            _ => self.load(id).await,
+        }
+    }
+
     /// One request with its certificate and history, for a decider.
     pub async fn show(
         &self,
         actor: &Actor,
         id: RequestId,
+        source: Option<&str>,
     ) -> Result<(RequestView, Vec<AuditEvent>)> {
-        let request = self.visible(actor, id, None, "show").await?;
+        let request = self.visible(actor, id, source, "show").await?;
         let certificate = self.store.certificate_for_request(id).await?;
         let history = self.store.audit_for_request(id).await?;
         Ok((
@@ -951,8 +979,13 @@ impl<S: Store, C: Clock> Ra<S, C> {
     /// What approval would issue for a request: the certificate with a
     /// signature of zeros (valid nowhere) and the pre-issuance lint's
     /// findings, for the approver to look at before deciding.
-    pub async fn preview(&self, actor: &Actor, id: RequestId) -> Result<enroll_pki::ca::Preview> {
-        let request = self.visible(actor, id, None, "preview").await?;
+    pub async fn preview(
+        &self,
+        actor: &Actor,
+        id: RequestId,
+        source: Option<&str>,
+    ) -> Result<enroll_pki::ca::Preview> {
+        let request = self.visible(actor, id, source, "preview").await?;
         let params = self.issue_params(&request, Serial::random(&self.rng)?)?;
         Ok(self.ca.preview(&params)?)
     }
@@ -1002,7 +1035,7 @@ impl<S: Store, C: Clock> Ra<S, C> {
         id: RequestId,
         source: Option<&str>,
     ) -> Result<RequestView> {
-        let request = self.load(id).await?;
+        let request = self.decidable(actor, id, source, "approve").await?;
         if let Err(e) = transition(
             request.status,
             Action::Approve,
@@ -1110,7 +1143,7 @@ impl<S: Store, C: Clock> Ra<S, C> {
                 "a rejection needs a reason the requester can act on",
             )]));
         }
-        let request = self.load(id).await?;
+        let request = self.decidable(actor, id, source, "reject").await?;
         let who = actor.name.clone();
         self.apply(actor, &request, Action::Reject, source, |c| {
             c.decision = Some((who.clone(), Some(reason.clone())));
@@ -1199,7 +1232,7 @@ impl<S: Store, C: Clock> Ra<S, C> {
                  privilegeWithdrawn",
             )]));
         }
-        let request = self.load(id).await?;
+        let request = self.decidable(actor, id, source, "revoke").await?;
         let at = self.clock.now();
         let block = (reason == Reason::KeyCompromise).then(|| spki_hash(&request.spki_der));
         self.apply(actor, &request, Action::Revoke, source, |c| {

@@ -160,7 +160,7 @@ async fn own_manager_approves_a_workstation_and_the_certificate_follows_policy()
     );
     assert_eq!(info.not_after, NOW.plus_days(365));
     assert!(info.serial.as_bytes().len() >= 8);
-    let (_, history) = k.ra.show(&admin(), id).await.unwrap();
+    let (_, history) = k.ra.show(&admin(), id, None).await.unwrap();
     let approve = history.iter().find(|e| e.action == "approve").unwrap();
     assert_eq!(approve.actor, "mgr-AAA");
     assert_eq!(approve.source_addr.as_deref(), Some("198.51.100.9"));
@@ -177,16 +177,17 @@ async fn another_organizations_manager_is_refused_and_audited() {
             .await
             .unwrap()
             .id;
+    // Not even visible: same answer as a request that does not exist,
+    // whether deciding or looking.
     let e = k.ra.approve(&manager("BBB"), id, None).await.unwrap_err();
-    assert!(matches!(e, RaError::Forbidden(_)), "{e}");
+    assert!(matches!(e, RaError::NotFound(_)), "{e}");
     let e =
         k.ra.reject(&manager("BBB"), id, "no", None)
             .await
             .unwrap_err();
-    assert!(matches!(e, RaError::Forbidden(_)), "{e}");
-    // Not even visible: same answer as a request that does not exist.
+    assert!(matches!(e, RaError::NotFound(_)), "{e}");
     assert!(matches!(
-        k.ra.show(&manager("BBB"), id).await.unwrap_err(),
+        k.ra.show(&manager("BBB"), id, None).await.unwrap_err(),
         RaError::NotFound(_)
     ));
     assert!(
@@ -197,7 +198,12 @@ async fn another_organizations_manager_is_refused_and_audited() {
     );
     assert_eq!(refusals(&k, id).await, 3);
     assert_eq!(
-        k.ra.show(&admin(), id).await.unwrap().0.request.status,
+        k.ra.show(&admin(), id, None)
+            .await
+            .unwrap()
+            .0
+            .request
+            .status,
         RequestStatus::Pending
     );
 }
@@ -211,8 +217,9 @@ async fn server_requests_need_the_central_administrator() {
             .await
             .unwrap()
             .id;
+    // The organization's manager does not see server requests at all.
     let e = k.ra.approve(&manager("AAA"), id, None).await.unwrap_err();
-    assert!(e.to_string().contains("central administrator"), "{e}");
+    assert!(matches!(e, RaError::NotFound(_)), "{e}");
     assert_eq!(refusals(&k, id).await, 1);
     let view = k.ra.approve(&admin(), id, None).await.unwrap();
     let info = CertInfo::from_der(&view.certificate.unwrap().der).unwrap();
@@ -241,7 +248,15 @@ async fn a_new_request_cancels_the_pending_one_of_the_same_machine_only() {
             .unwrap();
     assert_eq!(a2.cancelled, vec![a1.id]);
     let kr = &k;
-    let status = |id| async move { kr.ra.show(&admin(), id).await.unwrap().0.request.status };
+    let status = |id| async move {
+        kr.ra
+            .show(&admin(), id, None)
+            .await
+            .unwrap()
+            .0
+            .request
+            .status
+    };
     assert_eq!(status(a1.id).await, RequestStatus::Cancelled);
     assert_eq!(status(b1.id).await, RequestStatus::Pending);
     // A cancelled request cannot be approved.
@@ -445,7 +460,7 @@ async fn external_requests_are_decided_centrally_and_issued_for_their_names() {
         .await
         .unwrap()
         .id;
-    let (view, _) = k.ra.show(&admin(), id).await.unwrap();
+    let (view, _) = k.ra.show(&admin(), id, None).await.unwrap();
     let r = view.request;
     assert_eq!(r.kind, enroll_core::RequestKind::External);
     assert_eq!(r.enrollment_type, EnrollmentType::External);
@@ -455,7 +470,7 @@ async fn external_requests_are_decided_centrally_and_issued_for_their_names() {
         "E=pki-admin@example.test,C=FR,ST=Berlin,L=Berlin,O=AAA,OU=Server,CN=api.a.example"
     );
     let e = k.ra.approve(&manager("AAA"), id, None).await.unwrap_err();
-    assert!(matches!(e, RaError::Forbidden(_)), "{e}");
+    assert!(matches!(e, RaError::NotFound(_)), "{e}");
     assert_eq!(refusals(&k, id).await, 1);
     let view = k.ra.approve(&admin(), id, None).await.unwrap();
     let der = view.certificate.unwrap().der;
@@ -646,11 +661,27 @@ async fn managers_see_only_their_organizations_workstation_requests() {
     // request look missing, and each attempt is audited.
     for id in [srv_a, ws_b] {
         assert!(matches!(
-            k.ra.show(&manager("AAA"), id).await,
+            k.ra.show(&manager("AAA"), id, None).await,
             Err(RaError::NotFound(_))
         ));
         assert!(matches!(
-            k.ra.preview(&manager("AAA"), id).await,
+            k.ra.preview(&manager("AAA"), id, None).await,
+            Err(RaError::NotFound(_))
+        ));
+        // Deciding tells no more than looking: the same answer, not a
+        // reason that would give the request's organization or kind away.
+        let from = Some("192.0.2.7");
+        assert!(matches!(
+            k.ra.approve(&manager("AAA"), id, from).await,
+            Err(RaError::NotFound(_))
+        ));
+        assert!(matches!(
+            k.ra.reject(&manager("AAA"), id, "no", from).await,
+            Err(RaError::NotFound(_))
+        ));
+        assert!(matches!(
+            k.ra.revoke(&manager("AAA"), id, Reason::Superseded, from)
+                .await,
             Err(RaError::NotFound(_))
         ));
     }
@@ -665,7 +696,21 @@ async fn managers_see_only_their_organizations_workstation_requests() {
         )
         .await
         .unwrap();
-    assert_eq!(trail.len(), 5, "{trail:?}");
+    assert_eq!(trail.len(), 11, "{trail:?}");
+    let decisions: Vec<_> = trail
+        .iter()
+        .filter(|e| {
+            ["refused:approve", "refused:reject", "refused:revoke"]
+                .contains(&e.event.action.as_str())
+        })
+        .collect();
+    assert_eq!(decisions.len(), 6, "{trail:?}");
+    assert!(
+        decisions
+            .iter()
+            .all(|e| e.event.source_addr.as_deref() == Some("192.0.2.7")),
+        "{decisions:?}"
+    );
 }
 
 #[tokio::test]
@@ -710,7 +755,7 @@ async fn the_audit_trail_is_scoped_to_the_managers_organization() {
 async fn the_preview_is_what_approval_issues_and_lints_clean() {
     let k = kit("preview").await;
     let id = submitted(&k, "AAA", false, HWID).await;
-    let preview = k.ra.preview(&manager("AAA"), id).await.unwrap();
+    let preview = k.ra.preview(&manager("AAA"), id, None).await.unwrap();
     assert!(preview.findings.is_empty(), "{:?}", preview.findings);
     let issued = k.ra.approve(&manager("AAA"), id, None).await.unwrap();
     let real = CertInfo::from_der(&issued.certificate.unwrap().der).unwrap();

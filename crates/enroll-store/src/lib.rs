@@ -30,6 +30,12 @@ pub enum StoreError {
     /// A stored value no longer parses as its domain type.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The database server cannot be reached or refuses us.
+    #[error(
+        "cannot connect to the database: {0}; check the URL (--database, ENROLLD_DATABASE or \
+         enrolld.toml) and that the server runs and lets this user in"
+    )]
+    Unavailable(String),
     #[error("database error")]
     Database(#[from] sqlx::Error),
     #[error("database migration failed")]
@@ -62,7 +68,8 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<()>> + Send;
 
     /// Inserts a Pending request and, in the same transaction, cancels the
-    /// Pending requests of the same organization and common name, writing
+    /// Pending requests of the same organization, environment and common
+    /// name (a Test request never cancels a Prod one), writing
     /// an audit event for each. Returns the new id and the cancelled ids.
     fn submit(
         &self,

@@ -34,6 +34,9 @@ pub struct PackageRecord {
 #[derive(Debug, Clone)]
 pub struct NewRequest {
     pub package_id: String,
+    /// The package's environment: a machine has one Pending request per
+    /// organization, environment and common name.
+    pub environment: String,
     pub kind: RequestKind,
     pub enrollment_type: EnrollmentType,
     pub subject: SubjectFields,

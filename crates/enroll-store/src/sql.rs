@@ -63,6 +63,18 @@ impl SqlStore {
             }
             _ => url.to_owned(),
         };
+        if backend == Backend::Postgres {
+            // One plain attempt first: a pool retries a refused connection
+            // until its 30 s timeout and then says only "timed out".
+            use sqlx::Connection as _;
+            let probe = sqlx::AnyConnection::connect(&url).await.map_err(|e| {
+                StoreError::Unavailable(match e.as_database_error() {
+                    Some(d) => d.message().to_owned(),
+                    None => e.to_string(),
+                })
+            })?;
+            let _ = probe.close().await;
+        }
         let options = |max: u32| {
             let opts = AnyPoolOptions::new().max_connections(max);
             if backend == Backend::Postgres {
@@ -189,8 +201,8 @@ const REQUEST_COLUMNS: &str = "id, org_code, package_id, kind, enrollment_type, 
 const NEW_REQUEST_COLUMNS: &str = "org_code, package_id, kind, enrollment_type, status, \
     common_name, email, country, state, locality, organization_unit, key_desc, key_length, \
     csr_der, fqdn, mac, nic_id, processor_id, os_version, os_type, requester, source_addr, \
-    phone, description, submitted_at, spki_der, alt_names";
-const NEW_REQUEST_COLUMN_COUNT: usize = 27;
+    phone, description, submitted_at, spki_der, alt_names, environment";
+const NEW_REQUEST_COLUMN_COUNT: usize = 28;
 
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
@@ -231,6 +243,7 @@ fn bind_new_request<'q>(q: AnyQuery<'q>, r: &'q NewRequest, status: RequestStatu
         .bind(r.submitted_at.0)
         .bind(&r.spki_der)
         .bind(alt_names)
+        .bind(&r.environment)
 }
 
 /// `($1, …, $cols), ($cols+1, …)` for `rows` rows.
@@ -1086,7 +1099,8 @@ impl Store for SqlStore {
 }
 
 impl SqlStore {
-    /// One try of [`Store::submit`]: cancel the machine's Pending request,
+    /// One try of [`Store::submit`]: cancel the machine's Pending request
+    /// in the same environment,
     /// insert the new one, name it in the cancelled one's reason, audit.
     async fn submit_once(
         &self,
@@ -1098,7 +1112,8 @@ impl SqlStore {
         let mut tx = self.write_tx().await?;
         let rows = sqlx::query(
             "UPDATE requests SET status = $1, decided_at = $2, decided_by = $3, reason = $4 \
-             WHERE org_code = $5 AND common_name = $6 AND status = $7 RETURNING id",
+             WHERE org_code = $5 AND common_name = $6 AND status = $7 AND environment = $8 \
+             RETURNING id",
         )
         .bind(RequestStatus::Cancelled.as_str())
         .bind(r.submitted_at.0)
@@ -1107,6 +1122,7 @@ impl SqlStore {
         .bind(s.organization.as_str())
         .bind(&s.common_name)
         .bind(RequestStatus::Pending.as_str())
+        .bind(&r.environment)
         .fetch_all(&mut *tx)
         .await?;
         let mut gone = Vec::with_capacity(rows.len());

@@ -54,6 +54,7 @@ fn package(id: &str) -> PackageRecord {
 fn request(cn: &str, at: i64) -> NewRequest {
     NewRequest {
         package_id: "pkg-1".into(),
+        environment: "Prod".into(),
         kind: RequestKind::Workstation,
         enrollment_type: EnrollmentType::Machine,
         subject: SubjectFields {
@@ -596,7 +597,24 @@ async fn races(s: &SqlStore) {
         );
     }
 
+    // Packages of several environments sit side by side on one machine:
+    // a Test request leaves the Prod one Pending.
+    let mut in_test = request("RACE-HOST", 200);
+    in_test.environment = "Test".into();
+    let (_, gone) = s
+        .submit(&in_test, &event("submit"), &event("cancel"))
+        .await
+        .unwrap();
+    assert!(
+        gone.is_empty(),
+        "another environment's request was cancelled"
+    );
+
     let target = pending[0].id;
+    assert_eq!(
+        s.request(target).await.unwrap().unwrap().status,
+        RequestStatus::Pending
+    );
     let mut set = tokio::task::JoinSet::new();
     for i in 0..8 {
         let s = s.clone();

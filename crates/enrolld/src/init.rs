@@ -230,6 +230,19 @@ async fn build(staging: &Path, opts: &InitOptions) -> Result<()> {
 
     let app = App::open(DataDir::new(staging), None).await?;
     let actor = cli_actor();
+    // A database another service already uses keeps its own CA's
+    // certificates: storing a second CA's there would make its OCSP
+    // responder vouch for certificates it never issued.
+    let found = app.ra.check_consistency(&actor).await?;
+    if found.certificates + found.requests + found.audit_events > 0 {
+        bail!(
+            "the database given with --database already holds a service ({} certificates, \
+             {} requests); nothing was written. Give an empty database, or copy that \
+             service's data directory to add a node to it (README, \"Your own PostgreSQL\")",
+            found.certificates,
+            found.requests
+        );
+    }
 
     // The service's TLS certificate.
     let (dns, ips): (Vec<String>, Vec<IpAddr>) = {

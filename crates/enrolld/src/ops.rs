@@ -513,7 +513,11 @@ pub async fn request(c: RequestCommand) -> Result<()> {
         }
         RequestCommand::Show { data, id, json } => {
             let app = open(&data).await?;
-            let (view, history) = app.ra.show(&actor, RequestId(id)).await.map_err(ra_err)?;
+            let (view, history) = app
+                .ra
+                .show(&actor, RequestId(id), None)
+                .await
+                .map_err(ra_err)?;
             let r = &view.request;
             let cert = view.certificate.as_ref();
             let hist: Vec<_> = history

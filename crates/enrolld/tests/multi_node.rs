@@ -24,6 +24,22 @@ fn two_nodes_on_one_postgres() {
     let tmp = TempDir::new("nodes");
     let data1 = tmp.path("node1");
     init_service(&data1, &["--database", &pg.url]);
+    // A second service cannot be initialised on a database in use: its
+    // CA's certificates would land beside ours. Nothing is written.
+    let count = || pg.query("SELECT COUNT(*) FROM certificates");
+    let before = count();
+    let other = tmp.path("other");
+    let refused = run(Command::new(enrolld_bin())
+        .args(["init", "--data"])
+        .arg(&other)
+        .args(["--database", &pg.url]));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && err.contains("already holds a service"),
+        "{err}"
+    );
+    assert_eq!(count(), before);
+    assert!(!other.exists());
     let data2 = tmp.path("node2");
     ok(Command::new("cp").arg("-a").arg(&data1).arg(&data2));
     let node1 = Server::start(&data1);

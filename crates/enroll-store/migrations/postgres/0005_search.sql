@@ -3,12 +3,12 @@
 -- queue's LIKE tests use, so the planner can combine them. pg_trgm ships
 -- with PostgreSQL and is a trusted extension (a database owner may create
 -- it); where it cannot be created, search still works, by scanning, and a
--- notice says why. Keep in step with ../sqlite/0005_search.sql.
+-- warning says why. Keep in step with ../sqlite/0005_search.sql.
 DO $$
 BEGIN
     CREATE EXTENSION IF NOT EXISTS pg_trgm;
 EXCEPTION WHEN OTHERS THEN
-    RAISE NOTICE 'pg_trgm is not available (%): the queue''s text search scans the table', SQLERRM;
+    RAISE WARNING 'pg_trgm is not available (%): the queue''s text search scans the table', SQLERRM;
 END
 $$;
 

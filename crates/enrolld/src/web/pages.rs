@@ -340,7 +340,7 @@ pub async fn request(
     Query(dq): Query<DoneQuery>,
 ) -> WebResult<Response> {
     let id = parse_id(&id)?;
-    let (view, history) = web.ra.show(&s.actor, id).await?;
+    let (view, history) = web.ra.show(&s.actor, id, Some(&s.source)).await?;
     let r = &view.request;
     let org_name = web
         .ra
@@ -453,7 +453,7 @@ pub async fn request(
     };
     let pending = r.status == RequestStatus::Pending;
     let (preview, lint, preview_error) = if pending {
-        match web.ra.preview(&s.actor, id).await {
+        match web.ra.preview(&s.actor, id, Some(&s.source)).await {
             Ok(p) => match describe(&p.der) {
                 Ok(sum) => (
                     Some(cert_view(&sum, &p.der)),

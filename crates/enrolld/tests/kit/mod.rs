@@ -466,6 +466,17 @@ impl PgDatabase {
     }
 }
 
+impl PgDatabase {
+    /// One value of a query, as psql prints it unaligned.
+    pub fn query(&self, sql: &str) -> String {
+        ok(Command::new(tool("psql"))
+            .arg(&self.url)
+            .args(["-v", "ON_ERROR_STOP=1", "-Atc", sql]))
+        .trim()
+        .to_owned()
+    }
+}
+
 impl Drop for PgDatabase {
     fn drop(&mut self) {
         let _ = Command::new(tool("psql"))
