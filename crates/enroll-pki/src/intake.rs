@@ -1088,6 +1088,9 @@ fn examine(input: &[u8], external: bool, verify: bool) -> Result<ExternalCsr, Cs
                  (openssl req -new -sha256, or HashAlgorithm = sha256 in a certreq INF)"
             ),
         )),
+        // An Ed25519 or Ed448 key signs with its own algorithm: the key's
+        // refusal says it all.
+        (SigAlg::Unknown(_), None) if !key.problems.is_empty() => {}
         (SigAlg::Unknown(oid), _) => problems.push(problem(
             "csr.bad-signature",
             format!("the request's signature algorithm {oid} is not supported; regenerate it with SHA-256 and RSA or ECDSA"),

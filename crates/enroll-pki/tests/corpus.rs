@@ -49,6 +49,15 @@ fn every_corpus_file_gets_its_expected_outcome() {
         }
     }
     assert_eq!(count, 97, "the corpus has 97 files");
+    // An Ed25519 key is refused for its type, not again for the signature
+    // algorithm that comes with it.
+    let ed = std::fs::read(corpus().join("public/cfssl__ed25519.csr")).unwrap();
+    let e = enroll_pki::intake::check_external(&ed).unwrap_err();
+    assert!(
+        e.0.iter().any(|p| p.code == "key.unsupported-type"),
+        "{e:?}"
+    );
+    assert!(!e.0.iter().any(|p| p.code == "csr.bad-signature"), "{e:?}");
     assert!(
         failures.is_empty(),
         "{} of {count} wrong:\n{}",

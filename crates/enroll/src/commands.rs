@@ -417,7 +417,14 @@ fn submit(ctx: &Ctx, a: SubmitArgs) -> Result<u8> {
         for c in &resp.cancelled {
             say!("  your earlier pending request {c} is now Cancelled");
         }
-        say!("Run `enroll get` once a manager has approved it.");
+        say!(
+            "Run `enroll get` once {} has approved it.",
+            if kind == RequestKind::Server {
+                "the central administrator"
+            } else {
+                "a manager or the central administrator"
+            }
+        );
     }
     Ok(0)
 }
@@ -454,8 +461,19 @@ fn submit_external(ctx: &Ctx, a: SubmitArgs) -> Result<u8> {
     if let Err(e) = &intake {
         problems.extend(e.0.iter().map(|p| (p.code.to_owned(), p.message.clone())));
     }
+    // The service answers these with request.policy; say where each
+    // value came from, the file or the command line.
     let policy = |problems: &mut Vec<(String, String)>, v: Vec<enroll_core::PolicyViolation>| {
-        problems.extend(v.into_iter().map(|p| (p.field.to_owned(), p.reason)));
+        problems.extend(v.into_iter().map(|p| {
+            let label = match p.field {
+                "email" => "the CSR's emailAddress".to_owned(),
+                "locality" => "the CSR's L (locality)".to_owned(),
+                "state" => "the CSR's ST (state)".to_owned(),
+                "nic_id" => "--nic".to_owned(),
+                other => format!("--{}", other.replace('_', "-")),
+            };
+            ("request.policy".to_owned(), format!("{label} {}", p.reason))
+        }));
     };
     let cn = match &a.common_name {
         None => {

@@ -2,13 +2,16 @@
 //! installs it once a manager approves, and tests it against the service.
 
 /// `println!` that never panics: a closed pipe or a full disk must not
-/// turn a completed action into a crash. The failure is reported once at
-/// exit instead.
+/// turn a completed action into a crash. A full disk is reported once at
+/// exit; a reader that stopped reading (`enroll status | head`) is not an
+/// error, as for every Unix tool.
 macro_rules! say {
     ($($t:tt)*) => {{
         use std::io::Write as _;
-        if writeln!(std::io::stdout(), $($t)*).is_err() {
-            crate::OUTPUT_FAILED.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Err(e) = writeln!(std::io::stdout(), $($t)*) {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                crate::OUTPUT_FAILED.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
         }
     }};
 }
@@ -93,7 +96,7 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(code) if OUTPUT_FAILED.load(std::sync::atomic::Ordering::Relaxed) => {
             eprintln!(
-                "error: the output could not be written (closed pipe or full disk); the action itself was done"
+                "error: the output could not be written (full disk?); the action itself was done"
             );
             ExitCode::from(code.max(1))
         }

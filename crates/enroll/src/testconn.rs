@@ -178,6 +178,13 @@ fn connect(
             .add(c)
             .map_err(|e| failed(format!("the package's ca.pem is unusable: {e}")))?;
     }
+    if roots.is_empty() {
+        return Err(failed(
+            "the package's ca.pem holds no certificate; ask the central administrator for the \
+             package again"
+                .into(),
+        ));
+    }
     // Leaf, then the issuing CA (the root stays out: the service has it).
     let mut chain: Vec<CertificateDer<'static>> =
         CertificateDer::pem_slice_iter(cert_pem.as_bytes())
@@ -237,8 +244,9 @@ fn classify(e: &std::io::Error, host: &str, port: u16) -> Outcome {
         .and_then(|inner| inner.downcast_ref::<rustls::Error>());
     match tls {
         Some(rustls::Error::InvalidCertificate(why)) => Outcome::Untrusted(format!(
-            "the service at {host}:{port} presented a certificate this package does not trust ({why:?}); \
-             check the package's URL and ca.pem"
+            "the service at {host}:{port} presented a certificate this package does not trust: \
+             {}; check the package's URL and ca.pem",
+            untrusted_because(why, host)
         )),
         Some(rustls::Error::AlertReceived(alert)) => {
             let why = match alert {
@@ -260,6 +268,30 @@ fn classify(e: &std::io::Error, host: &str, port: u16) -> Outcome {
         }
         Some(other) => Outcome::Unreachable(format!("TLS with {host}:{port} failed: {other}")),
         None => Outcome::Unreachable(format!("the connection to {host}:{port} failed: {e}")),
+    }
+}
+
+/// Why the service's certificate was refused, in words.
+fn untrusted_because(why: &rustls::CertificateError, host: &str) -> String {
+    use rustls::CertificateError as E;
+    match why {
+        E::UnknownIssuer => "it is not signed by the CA in the package's ca.pem".into(),
+        E::BadSignature
+        | E::UnsupportedSignatureAlgorithmContext { .. }
+        | E::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
+            "its signature does not verify with the package's ca.pem (another CA, or another \
+             key type)"
+                .into()
+        }
+        E::Expired | E::ExpiredContext { .. } => "it has expired".into(),
+        E::NotValidYet | E::NotValidYetContext { .. } => {
+            "it is not valid yet (is this machine's clock right?)".into()
+        }
+        E::NotValidForName | E::NotValidForNameContext { .. } => {
+            format!("it is not issued for the name {host}")
+        }
+        E::Revoked => "it is revoked".into(),
+        other => other.to_string(),
     }
 }
 

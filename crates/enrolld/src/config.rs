@@ -99,12 +99,25 @@ impl DataDir {
     pub fn load_config(&self) -> Result<Config> {
         let path = self.config();
         let text = fs::read_to_string(&path).with_context(|| {
-            format!(
-                "cannot read {}: is {} an Enroll data directory? Create one with `enrolld init --data {}`",
-                path.display(),
-                self.root.display(),
-                self.root.display()
-            )
+            let non_empty = fs::read_dir(&self.root)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(false);
+            if non_empty {
+                format!(
+                    "cannot read {}: {} holds other files, not an Enroll data directory; give \
+                     --data the folder `enrolld init` made, or a path that does not exist yet \
+                     (init and serve create it)",
+                    path.display(),
+                    self.root.display()
+                )
+            } else {
+                format!(
+                    "cannot read {}: is {} an Enroll data directory? Create one with `enrolld init --data {}`",
+                    path.display(),
+                    self.root.display(),
+                    self.root.display()
+                )
+            }
         })?;
         let cfg: Config = toml::from_str(&text)
             .with_context(|| format!("{} is not a valid configuration", path.display()))?;

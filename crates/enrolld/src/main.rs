@@ -72,6 +72,7 @@ enum Command {
         after_help = "Example:\n  enrolld init --data /var/lib/enrolld --hostname enroll.example --hostname 10.0.0.5"
     )]
     Init {
+        /// The data directory to create (it must not exist, or be empty).
         #[arg(long, value_name = "DIR")]
         data: PathBuf,
         /// Host name or IP address for the service's TLS certificate
@@ -190,7 +191,9 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ENROLLD_LOG")
-                .unwrap_or_else(|_| "info".into()),
+                // PostgreSQL's notices ("already exists, skipping") on
+                // every command are noise; its warnings still show.
+                .unwrap_or_else(|_| "info,sqlx::postgres::notice=warn".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -332,6 +335,11 @@ fn print_init(data: &std::path::Path) {
         d.file("admin/admin.pem").display(),
         d.file("admin/admin.key").display()
     );
+    say!(
+        "  for a browser:   {} (passphrase in {})",
+        d.file("admin/admin.p12").display(),
+        d.file("admin/admin.p12.passphrase").display()
+    );
 }
 
 async fn serve(args: DataArgs, listen: Option<String>, http_listen: Option<String>) -> Result<()> {
@@ -364,6 +372,25 @@ async fn serve(args: DataArgs, listen: Option<String>, http_listen: Option<Strin
             )
         })?;
     let http_local = http.local_addr()?;
+    let public = &app.config.public_http_url;
+    let authority = public
+        .split_once("://")
+        .map_or(public.as_str(), |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let public_port = authority
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse::<u16>().ok())
+        .unwrap_or(80);
+    if public_port != http_local.port() {
+        tracing::warn!(
+            "certificates name {} for their CRL and OCSP (public_http_url in enrolld.toml) \
+             but revocation is served on http://{http_local}/: unless a proxy forwards one to \
+             the other, set public_http_url to the address clients reach",
+            app.config.public_http_url
+        );
+    }
     tracing::info!(
         address = %local,
         revocation = %http_local,

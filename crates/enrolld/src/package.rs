@@ -39,6 +39,8 @@ pub struct PackageEntry {
 /// credential.
 pub struct PackageFiles {
     pub environment: String,
+    /// A server package: its submit needs the server's host name.
+    pub server: bool,
     pub entries: Vec<PackageEntry>,
 }
 
@@ -89,6 +91,7 @@ impl PackageFiles {
         };
         Ok(PackageFiles {
             environment: p.environment.clone(),
+            server: p.server,
             entries: vec![
                 PackageEntry {
                     path: env.join("package.toml"),
@@ -166,12 +169,17 @@ impl PackageFiles {
              Copy this folder to the machines that enroll (for a machine package, as root,\n\
              e.g. to /etc/enroll), then run from it:\n\n\
              \x20 ./enroll info      what will be requested\n\
-             \x20 ./enroll submit --locality CITY --state STATE --email ADDRESS\n\
+             \x20 ./enroll submit {cn}--locality CITY --state STATE --email ADDRESS\n\
              \x20 ./enroll get       after approval: installs the certificate\n\
              \x20 ./enroll test      mutual TLS with the installed certificate\n\n\
              config/{env}/package.toml holds this package's credential: keep it to the\n\
              machines of your organization. {client}\n",
             env = self.environment,
+            cn = if self.server {
+                "--common-name HOST.EXAMPLE "
+            } else {
+                ""
+            },
             client = if client.is_some() {
                 "The enroll client for Linux x86-64 is included."
             } else {

@@ -585,8 +585,13 @@ fn every_route_against_every_visitor() {
     let id = env.submit(false);
     let forged: [Vec<(&str, String)>; 2] = [vec![], vec![("csrf", token_of(ManagerB))]];
     for form in forged {
+        let before = env.newest_refusal();
         let (status, _) = env.call(ManagerA, "POST", &format!("/requests/{id}/approve"), &form);
-        assert_eq!(status, if form.is_empty() { 400 } else { 403 });
+        assert_eq!(status, 403, "{form:?}");
+        assert!(
+            env.newest_refusal() > before,
+            "{form:?}: not on the audit trail"
+        );
     }
     let out = ok(Command::new(&env.curl)
         .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])

@@ -391,11 +391,20 @@ where
         if let Some(why) = cross_site {
             return Err(forged(web, &conn, &what, &why).await);
         }
-        let form = axum::Form::<T>::from_request(Request::from_parts(parts, body), web)
-            .await
-            .map_err(|e| {
-                WebError::bad_request(format!("the form is incomplete: {}", e.body_text()))
-            })?;
+        let form = match axum::Form::<T>::from_request(Request::from_parts(parts, body), web).await
+        {
+            Ok(form) => form,
+            // No token at all is a forgery like a wrong one, and audited so.
+            Err(e) if e.body_text().contains("`csrf`") => {
+                return Err(forged(web, &conn, &what, "the form carries no token").await);
+            }
+            Err(e) => {
+                return Err(WebError::bad_request(format!(
+                    "the form is incomplete or malformed ({}); reload the page and send it again",
+                    e.body_text()
+                )));
+            }
+        };
         let cert = conn.client_cert.as_deref().unwrap_or_default();
         if cert.is_empty() || !web.token_matches(cert, form.0.token()) {
             return Err(forged(
