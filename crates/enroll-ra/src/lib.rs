@@ -186,6 +186,18 @@ pub struct RequestView {
     pub certificate: Option<CertRecord>,
 }
 
+/// What a revocation did. A key reported compromised takes every current
+/// certificate for that key down with it, as far as the actor may decide.
+#[derive(Debug, Clone)]
+pub struct Revocation {
+    pub request: RequestRecord,
+    /// Other requests for the same key, revoked with it (keyCompromise).
+    pub also_revoked: Vec<RequestId>,
+    /// Other requests for the same key still valid: not the actor's to
+    /// decide (another organization, a server), or changed meanwhile.
+    pub still_valid: Vec<RequestId>,
+}
+
 /// A freshly created client package and its credential, shown once.
 #[derive(Debug)]
 pub struct NewPackage {
@@ -1221,7 +1233,7 @@ impl<S: Store, C: Clock> Ra<S, C> {
         id: RequestId,
         reason: Reason,
         source: Option<&str>,
-    ) -> Result<RequestRecord> {
+    ) -> Result<Revocation> {
         if reason == Reason::CertificateHold {
             // A hold is undone later (removeFromCRL); here Revoked is final,
             // so a hold would be a lie to every relying party.
@@ -1241,8 +1253,41 @@ impl<S: Store, C: Clock> Ra<S, C> {
             c.audit.detail = Some(reason.name().to_owned());
         })
         .await?;
+        let (mut also_revoked, mut still_valid) = (Vec::new(), Vec::new());
+        if reason == Reason::KeyCompromise {
+            // Whoever holds the key can use every certificate for it.
+            let why = format!("keyCompromise: the key of request {id}");
+            for other in self.store.current_with_key(&request.spki_der).await? {
+                let allowed = transition(
+                    other.status,
+                    Action::Revoke,
+                    actor,
+                    other.kind,
+                    &other.subject.organization,
+                )
+                .is_ok()
+                    && (!matches!(actor.role, Role::OrgManager(_)) || Self::may_see(actor, &other));
+                let done = allowed
+                    && self
+                        .apply(actor, &other, Action::Revoke, source, |c| {
+                            c.revocation = Some((at, reason.name().to_owned()));
+                            c.audit.detail = Some(why.clone());
+                        })
+                        .await
+                        .is_ok();
+                if done {
+                    also_revoked.push(other.id);
+                } else {
+                    still_valid.push(other.id);
+                }
+            }
+        }
         self.publish_crl().await?;
-        self.load(id).await
+        Ok(Revocation {
+            request: self.load(id).await?,
+            also_revoked,
+            still_valid,
+        })
     }
 
     /// Builds, signs and stores a new CRL with the next number. Several

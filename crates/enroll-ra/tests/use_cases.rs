@@ -560,7 +560,7 @@ async fn revocation_reaches_the_crl_and_leaves_it_a_period_after_expiry() {
         )
         .await
         .unwrap();
-    assert_eq!(r.status, RequestStatus::Revoked);
+    assert_eq!(r.request.status, RequestStatus::Revoked);
     let latest = k.ra.current_crl().await.unwrap();
     let (number, serials) = crl_serials(&latest.der);
     assert!(number > u64::try_from(first.number).unwrap());
@@ -1025,9 +1025,31 @@ async fn a_key_revoked_for_compromise_is_never_certified_again() {
             .unwrap()
             .id;
     k.ra.approve(&admin(), first, None).await.unwrap();
-    k.ra.revoke(&admin(), first, Reason::KeyCompromise, None)
-        .await
-        .unwrap();
+    // Another organization's certificate for the same key (its holder
+    // sent the same CSR through both packages) goes down with it.
+    let s_b = session(&k, "BBB", true).await;
+    let twin =
+        k.ra.submit(&s_b, submission_with(&key, "one.b.example"), None)
+            .await
+            .unwrap()
+            .id;
+    k.ra.approve(&admin(), twin, None).await.unwrap();
+    let done =
+        k.ra.revoke(&admin(), first, Reason::KeyCompromise, None)
+            .await
+            .unwrap();
+    assert_eq!(done.request.status, RequestStatus::Revoked);
+    assert_eq!(done.also_revoked, [twin]);
+    assert!(done.still_valid.is_empty());
+    let (view, history) = k.ra.show(&admin(), twin, None).await.unwrap();
+    assert_eq!(view.request.status, RequestStatus::Revoked);
+    let cert = view.certificate.unwrap();
+    assert_eq!(cert.revocation_reason.as_deref(), Some("keyCompromise"));
+    assert!(
+        history.iter().any(|e| e.action == "revoke"
+            && e.detail.as_deref() == Some(&format!("keyCompromise: the key of request {first}"))),
+        "{history:?}"
+    );
     let compromised = |e: RaError| matches!(e, RaError::Csr(c) if c.0[0].code == "key.compromised");
     assert!(compromised(
         k.ra.approve(&admin(), waiting, None).await.unwrap_err()

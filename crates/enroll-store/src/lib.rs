@@ -89,6 +89,13 @@ pub trait Store: Send + Sync {
         &self,
         filter: &RequestFilter,
     ) -> impl Future<Output = Result<Vec<RequestRecord>>> + Send;
+    /// Approved, Installed and Downloaded requests for this public key
+    /// (DER SubjectPublicKeyInfo): the certificates a key compromise takes
+    /// down. A scan, for a rare event.
+    fn current_with_key(
+        &self,
+        spki_der: &[u8],
+    ) -> impl Future<Output = Result<Vec<RequestRecord>>> + Send;
 
     /// Applies one decided status change atomically (see [`StatusChange`]).
     /// Fails with [`StoreError::Conflict`] when the request is no longer

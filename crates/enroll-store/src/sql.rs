@@ -678,6 +678,22 @@ impl Store for SqlStore {
             .await
     }
 
+    async fn current_with_key(&self, spki_der: &[u8]) -> Result<Vec<RequestRecord>> {
+        // Only a constant column list is formatted in.
+        let sql = format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests \
+             WHERE status IN ('Approved', 'Installed', 'Downloaded') AND spki_der = $1 \
+             ORDER BY id"
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(spki_der)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(request_from_row)
+            .collect()
+    }
+
     async fn change_status(&self, c: &StatusChange) -> Result<()> {
         let mut tx = self.write_tx().await?;
         let (decided_by, reason) = match &c.decision {

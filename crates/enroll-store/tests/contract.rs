@@ -233,6 +233,11 @@ async fn contract(s: &SqlStore) {
     let r2 = s.request(id2).await.unwrap().unwrap();
     assert_eq!(r2.status, RequestStatus::Approved);
     assert_eq!(r2.decided_by.as_deref(), Some("cli:admin"));
+    // A key compromise finds the current certificates for the key: the
+    // Approved request, not the Pending or Cancelled ones with that key.
+    let current = s.current_with_key(&[0x30, 0x00]).await.unwrap();
+    assert_eq!(current.iter().map(|r| r.id).collect::<Vec<_>>(), [id2]);
+    assert!(s.current_with_key(&[0x30, 0x01]).await.unwrap().is_empty());
 
     // A serial is unique across everything signed; the failed change
     // leaves request 3 Pending and writes no audit event.

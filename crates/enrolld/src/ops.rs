@@ -656,18 +656,39 @@ pub async fn request(c: RequestCommand) -> Result<()> {
                 )
             })?;
             let app = open(&data).await?;
-            let r = app
+            let done = app
                 .ra
                 .revoke(&actor, RequestId(id), reason, None)
                 .await
                 .map_err(ra_err)?;
+            let ids = |v: &[RequestId]| v.iter().map(|i| i.0).collect::<Vec<_>>();
             if json {
-                say!("{}", serde_json::to_string_pretty(&request_json(&r))?);
+                let mut out = request_json(&done.request);
+                if let Some(o) = out.as_object_mut() {
+                    o.insert(
+                        "also_revoked".into(),
+                        serde_json::json!(ids(&done.also_revoked)),
+                    );
+                    o.insert(
+                        "still_valid".into(),
+                        serde_json::json!(ids(&done.still_valid)),
+                    );
+                }
+                say!("{}", serde_json::to_string_pretty(&out)?);
             } else {
                 say!(
                     "Request {id} revoked ({}); a new CRL is published",
                     reason.name()
                 );
+                for other in &done.also_revoked {
+                    say!("Request {other} revoked too: its certificate has the same key");
+                }
+                for other in &done.still_valid {
+                    say!(
+                        "Request {other} has the same key and is still valid: revoke it with \
+                         `enrolld request revoke {other} --reason keyCompromise`"
+                    );
+                }
             }
         }
         RequestCommand::Reject {
