@@ -1290,60 +1290,46 @@ impl<S: Store, C: Clock> Ra<S, C> {
         })
     }
 
-    /// Builds, signs and stores a new CRL with the next number. Several
-    /// nodes may race: the number is unique in the store, and the loser
-    /// builds again with the next one, so numbers only ever increase.
+    /// Builds, signs and stores a new CRL with the next number. Nodes
+    /// publish one at a time ([`Store::publish_crl`]): numbers only ever
+    /// increase, and each CRL lists every revocation committed before it.
     pub async fn publish_crl(&self) -> Result<CrlRecord> {
-        for _ in 0..8 {
-            let now = self.clock.now();
-            let number = self
-                .store
-                .latest_crl()
-                .await?
-                .map_or(1, |c| c.number.saturating_add(1));
-            // A certificate stays listed for one CRL period after it
-            // expires, then drops off.
-            let listed = self
-                .store
-                .revoked_certificates(UnixTime(now.0 - self.policy.crl_period))
-                .await?;
-            let entries: Vec<Revoked> = listed
-                .iter()
-                .filter_map(|c| {
-                    Some(Revoked {
-                        serial: Serial::from_hex(&c.serial)?,
-                        at: c.revoked_at?,
-                        reason: c
-                            .revocation_reason
-                            .as_deref()
-                            .and_then(Reason::parse)
-                            .unwrap_or(Reason::Unspecified),
+        let now = self.clock.now();
+        let next = UnixTime(now.0 + self.policy.crl_period);
+        // A certificate stays listed for one CRL period after it expires,
+        // then drops off.
+        let since = UnixTime(now.0 - self.policy.crl_period);
+        self.store
+            .publish_crl(since, |number, listed| {
+                let entries: Vec<Revoked> = listed
+                    .iter()
+                    .filter_map(|c| {
+                        Some(Revoked {
+                            serial: Serial::from_hex(&c.serial)?,
+                            at: c.revoked_at?,
+                            reason: c
+                                .revocation_reason
+                                .as_deref()
+                                .and_then(Reason::parse)
+                                .unwrap_or(Reason::Unspecified),
+                        })
                     })
+                    .collect();
+                let der = build_crl(
+                    &self.ca,
+                    u64::try_from(number).unwrap_or(0),
+                    now,
+                    next,
+                    &entries,
+                )?;
+                Ok::<_, RaError>(CrlRecord {
+                    number,
+                    this_update: now,
+                    next_update: next,
+                    der,
                 })
-                .collect();
-            let next = UnixTime(now.0 + self.policy.crl_period);
-            let der = build_crl(
-                &self.ca,
-                u64::try_from(number).unwrap_or(0),
-                now,
-                next,
-                &entries,
-            )?;
-            let rec = CrlRecord {
-                number,
-                this_update: now,
-                next_update: next,
-                der,
-            };
-            match self.store.add_crl(&rec).await {
-                Ok(()) => return Ok(rec),
-                Err(StoreError::Duplicate(_)) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(RaError::Conflict(
-            "could not publish a CRL: other nodes kept taking the number".into(),
-        ))
+            })
+            .await?
     }
 
     /// The CRL to serve: the latest one, or a new one when none exists or

@@ -171,6 +171,21 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<Vec<CertRecord>>> + Send;
     /// Stores a CRL; [`StoreError::Duplicate`] if its number is taken.
     fn add_crl(&self, crl: &CrlRecord) -> impl Future<Output = Result<()>> + Send;
+    /// Publishes the next CRL, one publisher at a time across every node
+    /// on the database: in one write transaction (PostgreSQL: the `crls`
+    /// table locked against other publishers; SQLite: the one writer) it
+    /// reads the next number and the revoked certificates as
+    /// [`Store::revoked_certificates`] does, lets `build` sign, and stores
+    /// the result. A CRL thus lists every revocation committed before it
+    /// began, and numbers never race. An error of `build` stores nothing.
+    fn publish_crl<F, E>(
+        &self,
+        not_after_since: UnixTime,
+        build: F,
+    ) -> impl Future<Output = Result<std::result::Result<CrlRecord, E>>> + Send
+    where
+        F: FnOnce(i64, &[CertRecord]) -> std::result::Result<CrlRecord, E> + Send,
+        E: Send;
     fn latest_crl(&self) -> impl Future<Output = Result<Option<CrlRecord>>> + Send;
 
     fn audit_for_request(

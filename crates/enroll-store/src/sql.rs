@@ -956,6 +956,54 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn publish_crl<F, E>(
+        &self,
+        not_after_since: UnixTime,
+        build: F,
+    ) -> Result<std::result::Result<CrlRecord, E>>
+    where
+        F: FnOnce(i64, &[CertRecord]) -> std::result::Result<CrlRecord, E> + Send,
+        E: Send,
+    {
+        let mut tx = self.write_tx().await?;
+        if self.backend == Backend::Postgres {
+            // Publishers queue here; revocations and readers go on.
+            sqlx::query("LOCK TABLE crls IN SHARE ROW EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let latest: Option<i64> = sqlx::query("SELECT MAX(number) AS n FROM crls")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+        let listed = sqlx::query(
+            "SELECT * FROM certificates WHERE revoked_at IS NOT NULL AND not_after >= $1 \
+             ORDER BY revoked_at, serial",
+        )
+        .bind(not_after_since.0)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(cert_from_row)
+        .collect::<Result<Vec<_>>>()?;
+        let crl = match build(latest.map_or(1, |n| n.saturating_add(1)), &listed) {
+            Ok(crl) => crl,
+            Err(e) => return Ok(Err(e)),
+        };
+        sqlx::query(
+            "INSERT INTO crls (number, this_update, next_update, der) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(crl.number)
+        .bind(crl.this_update.0)
+        .bind(crl.next_update.0)
+        .bind(&crl.der)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map_unique(e, format!("CRL number {}", crl.number)))?;
+        tx.commit().await?;
+        Ok(Ok(crl))
+    }
+
     async fn latest_crl(&self) -> Result<Option<CrlRecord>> {
         let row = sqlx::query(
             "SELECT number, this_update, next_update, der FROM crls ORDER BY number DESC LIMIT 1",

@@ -11,8 +11,9 @@ use enroll_core::{
     SubjectFields, UnixTime,
 };
 use enroll_store::{
-    AltName, AuditEvent, AuditFilter, CertRecord, CredentialPickup, NewRequest, OperatorRecord,
-    OrgRecord, PackageRecord, RequestFilter, SqlStore, StatusChange, Store, StoreError,
+    AltName, AuditEvent, AuditFilter, CertRecord, CredentialPickup, CrlRecord, NewRequest,
+    OperatorRecord, OrgRecord, PackageRecord, RequestFilter, SqlStore, StatusChange, Store,
+    StoreError,
 };
 use sqlx::Connection;
 
@@ -653,6 +654,40 @@ async fn races(s: &SqlStore) {
     assert_eq!(approvals, 1, "only the winner's audit event is stored");
 }
 
+/// Publishers on many nodes at once: each CRL gets the next number, none
+/// is lost, and the numbers have no gaps.
+async fn crl_publishers(s: &SqlStore) {
+    let start = s.latest_crl().await.unwrap().map_or(0, |c| c.number);
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let s = s.clone();
+        set.spawn(async move {
+            s.publish_crl(UnixTime(0), |number, _listed| {
+                Ok::<_, ()>(CrlRecord {
+                    number,
+                    this_update: UnixTime(1_700_000_000),
+                    next_update: UnixTime(1_700_086_400),
+                    der: vec![0x30, 0x00],
+                })
+            })
+            .await
+        });
+    }
+    let mut numbers = Vec::new();
+    while let Some(r) = set.join_next().await {
+        numbers.push(r.unwrap().unwrap().unwrap().number);
+    }
+    numbers.sort();
+    assert_eq!(numbers, ((start + 1)..=(start + 16)).collect::<Vec<_>>());
+    // A build that fails stores nothing.
+    let failed = s
+        .publish_crl(UnixTime(0), |_, _| Err::<CrlRecord, _>("no key"))
+        .await
+        .unwrap();
+    assert_eq!(failed, Err("no key"));
+    assert_eq!(s.latest_crl().await.unwrap().unwrap().number, start + 16);
+}
+
 /// The queue's text search below the newest 500 requests, where SQLite
 /// asks its trigram index: 600 requests by one requester, the oldest of
 /// them the only server request and the only one with a needle.
@@ -730,6 +765,7 @@ async fn sqlite_file_meets_the_contract() {
     assert_eq!(s.backend_name(), "sqlite");
     contract(&s).await;
     races(&s).await;
+    crl_publishers(&s).await;
     search(&s).await;
     let report = s.check_consistency().await.unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
@@ -775,6 +811,7 @@ async fn postgres_meets_the_contract() {
     assert_eq!(s.backend_name(), "postgres");
     contract(&s).await;
     races(&s).await;
+    crl_publishers(&s).await;
     search(&s).await;
     let report = s.check_consistency().await.unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
