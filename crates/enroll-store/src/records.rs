@@ -58,6 +58,8 @@ pub struct NewRequest {
 pub struct RequestRecord {
     pub id: RequestId,
     pub package_id: String,
+    /// The submitting package's environment (Prod, Test…).
+    pub environment: String,
     pub kind: RequestKind,
     pub enrollment_type: EnrollmentType,
     pub status: RequestStatus,

@@ -195,7 +195,7 @@ const REQUEST_COLUMNS: &str = "id, org_code, package_id, kind, enrollment_type, 
     common_name, email, country, state, locality, organization_unit, key_desc, key_length, \
     csr_der, spki_der, alt_names, fqdn, mac, nic_id, processor_id, os_version, os_type, requester, source_addr, \
     phone, description, submitted_at, decided_at, decided_by, reason, downloaded_at, \
-    downloaded_by";
+    downloaded_by, environment";
 
 /// The columns a new request is stored with, in [`bind_new_request`]'s order.
 const NEW_REQUEST_COLUMNS: &str = "org_code, package_id, kind, enrollment_type, status, \
@@ -272,6 +272,7 @@ fn request_from_row(r: &AnyRow) -> Result<RequestRecord> {
     Ok(RequestRecord {
         id: RequestId(r.try_get("id")?),
         package_id: r.try_get("package_id")?,
+        environment: r.try_get("environment")?,
         kind: RequestKind::parse(&kind).ok_or_else(|| corrupt("kind", &kind))?,
         enrollment_type: EnrollmentType::parse(&et).ok_or_else(|| corrupt("type", &et))?,
         status: RequestStatus::from_str(&status).map_err(|_| corrupt("status", &status))?,

@@ -234,6 +234,7 @@ async fn contract(s: &SqlStore) {
     let r2 = s.request(id2).await.unwrap().unwrap();
     assert_eq!(r2.status, RequestStatus::Approved);
     assert_eq!(r2.decided_by.as_deref(), Some("cli:admin"));
+    assert_eq!(r2.environment, "Prod");
     // A key compromise finds the current certificates for the key: the
     // Approved request, not the Pending or Cancelled ones with that key.
     let current = s.current_with_key(&[0x30, 0x00]).await.unwrap();

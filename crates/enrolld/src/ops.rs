@@ -427,6 +427,7 @@ fn request_json(r: &RequestRecord) -> serde_json::Value {
             "ip_address": r.source_addr, "phone": d.phone, "description": d.description,
         },
         "package_id": r.package_id,
+        "environment": r.environment,
         "csr_pem": enroll_pki::pem::encode("CERTIFICATE REQUEST", &r.csr_der),
         "submitted_at": r.submitted_at.0,
         "decided_at": r.decided_at.map(|t| t.0),
@@ -489,21 +490,23 @@ pub async fn request(c: RequestCommand) -> Result<()> {
                 say!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 say!(
-                    "{:>6}  {:<10} {:<11} {:<8} {:<20} {:<16} COMMON NAME",
+                    "{:>6}  {:<10} {:<11} {:<8} {:<8} {:<20} {:<16} COMMON NAME",
                     "ID",
                     "STATUS",
                     "KIND",
                     "ORG",
+                    "ENV",
                     "SUBMITTED",
                     "REQUESTER"
                 );
                 for r in list {
                     say!(
-                        "{:>6}  {:<10} {:<11} {:<8} {:<20} {:<16} {}",
+                        "{:>6}  {:<10} {:<11} {:<8} {:<8} {:<20} {:<16} {}",
                         r.id,
                         r.status,
                         r.kind.as_str(),
                         r.subject.organization,
+                        clean(&r.environment),
                         fmt_time(r.submitted_at),
                         clean(r.details.requester.as_deref().unwrap_or("-")),
                         clean(&r.subject.common_name)
@@ -546,6 +549,7 @@ pub async fn request(c: RequestCommand) -> Result<()> {
                     ("Request", r.id.to_string()),
                     ("Status", r.status.to_string()),
                     ("Kind", r.kind.as_str().into()),
+                    ("Environment", r.environment.clone()),
                     ("Enrollment type", r.enrollment_type.as_str().into()),
                     ("Subject", r.subject.subject_name()),
                     ("Key", r.key_desc.clone()),

@@ -246,6 +246,7 @@ fn workstation_enrollment_end_to_end() {
         .collect();
     assert_eq!(actions, ["submit", "approve", "install"]);
     assert_eq!(shown["history"][2]["source"], "127.0.0.1");
+    assert_eq!(shown["environment"], "Prod");
     let first_hist = json(&ok(&mut d(&[
         "request",
         "show",

@@ -404,6 +404,7 @@ pub async fn request(
         field("Phone", or_dash(&d.phone)),
         field("Description", or_dash(&d.description)),
         field("Package", r.package_id.clone()),
+        field("Environment", r.environment.clone()),
     ];
     let mut decision = vec![field("Submitted", when(r.submitted_at))];
     if let Some(at) = r.decided_at {
