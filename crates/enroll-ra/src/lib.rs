@@ -969,6 +969,11 @@ impl<S: Store, C: Clock> Ra<S, C> {
         }
     }
 
+    /// Whether [`Self::decidable`] hides this request from the actor.
+    fn hidden_from(actor: &Actor, request: &RequestRecord) -> bool {
+        matches!(actor.role, Role::OrgManager(_)) && !Self::may_see(actor, request)
+    }
+
     /// One request with its certificate and history, for a decider.
     pub async fn show(
         &self,
@@ -1266,7 +1271,7 @@ impl<S: Store, C: Clock> Ra<S, C> {
                     &other.subject.organization,
                 )
                 .is_ok()
-                    && (!matches!(actor.role, Role::OrgManager(_)) || Self::may_see(actor, &other));
+                    && !Self::hidden_from(actor, &other);
                 let done = allowed
                     && self
                         .apply(actor, &other, Action::Revoke, source, |c| {

@@ -163,21 +163,14 @@ pub trait Store: Send + Sync {
         audit: &AuditEvent,
     ) -> impl Future<Output = Result<()>> + Send;
 
-    /// Revoked certificates that have not been expired for longer than
-    /// `expired_since` allows (they drop off the CRL after that).
-    fn revoked_certificates(
-        &self,
-        not_after_since: UnixTime,
-    ) -> impl Future<Output = Result<Vec<CertRecord>>> + Send;
-    /// Stores a CRL; [`StoreError::Duplicate`] if its number is taken.
-    fn add_crl(&self, crl: &CrlRecord) -> impl Future<Output = Result<()>> + Send;
     /// Publishes the next CRL, one publisher at a time across every node
     /// on the database: in one write transaction (PostgreSQL: the `crls`
     /// table locked against other publishers; SQLite: the one writer) it
-    /// reads the next number and the revoked certificates as
-    /// [`Store::revoked_certificates`] does, lets `build` sign, and stores
-    /// the result. A CRL thus lists every revocation committed before it
-    /// began, and numbers never race. An error of `build` stores nothing.
+    /// reads the next number and the revoked certificates not expired
+    /// before `not_after_since` (they drop off a CRL after that), lets
+    /// `build` sign, and stores the result. A CRL thus lists every
+    /// revocation committed before it began, and numbers never race. An
+    /// error of `build` stores nothing.
     fn publish_crl<F, E>(
         &self,
         not_after_since: UnixTime,

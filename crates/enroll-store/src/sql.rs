@@ -203,11 +203,6 @@ const NEW_REQUEST_COLUMNS: &str = "org_code, package_id, kind, enrollment_type, 
     csr_der, fqdn, mac, nic_id, processor_id, os_version, os_type, requester, source_addr, \
     phone, description, submitted_at, spki_der, alt_names, environment";
 const NEW_REQUEST_COLUMN_COUNT: usize = 28;
-/// What a CRL lists: revoked certificates not expired before `$1`.
-const REVOKED_CERTIFICATES: &str = "SELECT * FROM certificates \
-    WHERE revoked_at IS NOT NULL AND not_after >= $1 ORDER BY revoked_at, serial";
-const INSERT_CRL: &str =
-    "INSERT INTO crls (number, this_update, next_update, der) VALUES ($1, $2, $3, $4)";
 
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
@@ -935,28 +930,6 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn revoked_certificates(&self, not_after_since: UnixTime) -> Result<Vec<CertRecord>> {
-        sqlx::query(REVOKED_CERTIFICATES)
-            .bind(not_after_since.0)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(cert_from_row)
-            .collect()
-    }
-
-    async fn add_crl(&self, crl: &CrlRecord) -> Result<()> {
-        sqlx::query(INSERT_CRL)
-            .bind(crl.number)
-            .bind(crl.this_update.0)
-            .bind(crl.next_update.0)
-            .bind(&crl.der)
-            .execute(&self.writer)
-            .await
-            .map_err(|e| map_unique(e, format!("CRL number {}", crl.number)))?;
-        Ok(())
-    }
-
     async fn publish_crl<F, E>(
         &self,
         not_after_since: UnixTime,
@@ -977,25 +950,31 @@ impl Store for SqlStore {
             .fetch_one(&mut *tx)
             .await?
             .try_get("n")?;
-        let listed = sqlx::query(REVOKED_CERTIFICATES)
-            .bind(not_after_since.0)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(cert_from_row)
-            .collect::<Result<Vec<_>>>()?;
+        // Listed: revoked, and not expired before `not_after_since`.
+        let listed = sqlx::query(
+            "SELECT * FROM certificates WHERE revoked_at IS NOT NULL AND not_after >= $1 \
+             ORDER BY revoked_at, serial",
+        )
+        .bind(not_after_since.0)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(cert_from_row)
+        .collect::<Result<Vec<_>>>()?;
         let crl = match build(latest.map_or(1, |n| n.saturating_add(1)), &listed) {
             Ok(crl) => crl,
             Err(e) => return Ok(Err(e)),
         };
-        sqlx::query(INSERT_CRL)
-            .bind(crl.number)
-            .bind(crl.this_update.0)
-            .bind(crl.next_update.0)
-            .bind(&crl.der)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| map_unique(e, format!("CRL number {}", crl.number)))?;
+        sqlx::query(
+            "INSERT INTO crls (number, this_update, next_update, der) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(crl.number)
+        .bind(crl.this_update.0)
+        .bind(crl.next_update.0)
+        .bind(&crl.der)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map_unique(e, format!("CRL number {}", crl.number)))?;
         tx.commit().await?;
         Ok(Ok(crl))
     }
@@ -1160,8 +1139,8 @@ impl Store for SqlStore {
 
 impl SqlStore {
     /// One try of [`Store::submit`]: cancel the machine's Pending request
-    /// in the same environment,
-    /// insert the new one, name it in the cancelled one's reason, audit.
+    /// (same organization, environment and common name), insert the new
+    /// one, name it in the cancelled one's reason, audit.
     async fn submit_once(
         &self,
         r: &NewRequest,

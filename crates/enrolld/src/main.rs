@@ -378,18 +378,13 @@ async fn serve(args: DataArgs, listen: Option<String>, http_listen: Option<Strin
             )
         })?;
     let http_local = http.local_addr()?;
-    let public = &app.config.public_http_url;
-    let authority = public
-        .split_once("://")
-        .map_or(public.as_str(), |(_, rest)| rest)
-        .split('/')
-        .next()
-        .unwrap_or_default();
-    let public_port = authority
-        .rsplit_once(':')
-        .and_then(|(_, p)| p.parse::<u16>().ok())
-        .unwrap_or(80);
-    if public_port != http_local.port() {
+    let public_port = app
+        .config
+        .public_http_url
+        .parse::<axum::http::Uri>()
+        .ok()
+        .map(|u| u.port_u16().unwrap_or(80));
+    if public_port.is_some_and(|p| p != http_local.port()) {
         tracing::warn!(
             "certificates name {} for their CRL and OCSP (public_http_url in enrolld.toml) \
              but revocation is served on http://{http_local}/: unless a proxy forwards one to \
